@@ -1,0 +1,221 @@
+"""Building blocks shared by the model families: a fast ×2 up-sampling conv and spectral-norm layers.
+
+`Upsample2x` exists because XLA:CPU computes the kernel gradient of a stride-2 transposed convolution
+~30× slower than other conv gradients (REFERENCE.md §2). Writing the up-sampling as the VJP of a
+strided convolution, with its own custom VJP whose two gradients are ordinary convolutions, gives the
+same function at the speed of a plain conv.
+
+`SpectralNormConv` / `SpectralNormLinear` keep the raw weight as the trained `nnx.Param` and the
+power-iteration vector `u` as an `nnx.BatchStat`, updated in train mode only (Miyato et al., ICLR 2018).
+flax 0.12.8's `nnx.SpectralNorm` is not used: it writes W/σ back into the wrapped layer's kernel on
+every forward pass, so the optimiser would then update the normalised weight rather than W.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax import lax
+
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def _strided_conv(inputs: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Kernel-4, stride-2, padding-1 convolution: [N, 2H, 2W, O] -> [N, H, W, I] for kernel [4,4,O,I]."""
+    return lax.conv_general_dilated(
+        inputs, kernel, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_DIMENSION_NUMBERS
+    )
+
+
+def upsample2x_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """×2 up-sampling as the VJP of `_strided_conv`, differentiated by plain autodiff.
+
+    Args:
+      x: [N, H, W, I].
+      kernel: [4, 4, O, I] (the strided conv's HWIO kernel, whose "output" is our input).
+
+    Returns:
+      [N, 2H, 2W, O], the same shape as a stride-2 'SAME' transposed convolution with kernel 4.
+    """
+    zeros = jnp.zeros((x.shape[0], 2 * x.shape[1], 2 * x.shape[2], kernel.shape[2]), x.dtype)
+    return jax.vjp(lambda u: _strided_conv(u, kernel), zeros)[1](x)[0]
+
+
+@jax.custom_vjp
+def upsample2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """Same function as `upsample2x_reference`, with a custom VJP made of plain convolutions."""
+    return upsample2x_reference(x, kernel)
+
+
+def _upsample2x_fwd(x, kernel):
+    return upsample2x_reference(x, kernel), (x, kernel)
+
+
+def _upsample2x_bwd(residuals, grad_out):
+    x, kernel = residuals
+    # y = A_k^T x with A_k the strided conv, linear in both x and k:
+    # dL/dx = A_k dy, and dL/dk = d/dk <A_k dy, x>.
+    grad_x = _strided_conv(grad_out, kernel)
+    grad_kernel = jax.grad(lambda k: jnp.sum(_strided_conv(grad_out, k) * x))(kernel)
+    return grad_x, grad_kernel
+
+
+upsample2x.defvjp(_upsample2x_fwd, _upsample2x_bwd)
+
+
+class Upsample2x(nnx.Module):
+    """Learned ×2 up-sampling (kernel 4), a drop-in for a stride-2 'SAME' `nnx.ConvTranspose`.
+
+    `__call__(x: [N, H, W, in_features]) -> [N, 2H, 2W, out_features]`. The kernel is stored as
+    [4, 4, out_features, in_features] (the HWIO kernel of the strided conv it transposes).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        use_bias: bool = True,
+        kernel_init: nnx.Initializer | None = None,
+        rngs: nnx.Rngs,
+    ):
+        # Each output pixel sees 2×2 kernel taps of every input channel: fan-in 4·in_features.
+        init = kernel_init or nnx.initializers.variance_scaling(
+            4.0, "fan_in", "truncated_normal", in_axis=-1, out_axis=-2
+        )
+        self.kernel = nnx.Param(init(rngs.params(), (4, 4, out_features, in_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = upsample2x(x, self.kernel[...])
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return y
+
+
+class ConvTransposeUpsample2x(nnx.Module):
+    """The same layer from stock `nnx.ConvTranspose` (slow kernel gradient on XLA:CPU).
+
+    Kept for the side-by-side benchmark and for users who want the stock op on accelerators.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, use_bias: bool = True, rngs):
+        self.conv = nnx.ConvTranspose(
+            in_features,
+            out_features,
+            kernel_size=(4, 4),
+            strides=(2, 2),
+            padding="SAME",
+            use_bias=use_bias,
+            rngs=rngs,
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.conv(x)
+
+
+UPSAMPLERS = {"vjp": Upsample2x, "conv_transpose": ConvTransposeUpsample2x}
+
+
+def _l2_normalize(v: jax.Array, eps: float = 1e-12) -> jax.Array:
+    return v * lax.rsqrt(jnp.maximum(jnp.sum(v * v), eps * eps))
+
+
+class _SpectralNormMixin:
+    """Power iteration on the kernel viewed as a matrix [prod(kernel.shape[:-1]), out]."""
+
+    n_power_iterations: int
+    use_running_average: bool
+    kernel: nnx.Param
+    u: nnx.BatchStat
+
+    def _init_u(self, out_features: int, rngs: nnx.Rngs) -> None:
+        self.u = nnx.BatchStat(_l2_normalize(jax.random.normal(rngs.params(), (out_features,))))
+
+    def normalized_kernel(self) -> jax.Array:
+        """W / σ(W), σ estimated by power iteration from the stored `u` (updated in train mode)."""
+        kernel = self.kernel[...]
+        matrix = kernel.reshape(-1, kernel.shape[-1])
+        u = self.u[...]
+        v = None
+        for _ in range(self.n_power_iterations):
+            v = _l2_normalize(matrix @ u)
+            u = _l2_normalize(matrix.T @ v)
+        u = lax.stop_gradient(u)
+        v = lax.stop_gradient(v)
+        sigma = v @ (matrix @ u)
+        if not self.use_running_average:
+            self.u[...] = u
+        return kernel / sigma
+
+
+class SpectralNormConv(_SpectralNormMixin, nnx.Module):
+    """2-D convolution (NHWC) with a spectrally normalised kernel.
+
+    `use_running_average` follows nnx's convention (False after `model.train()`, True after
+    `model.eval()`): in train mode each call runs `n_power_iterations` and stores the new `u`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        kernel_size: Sequence[int],
+        *,
+        strides: Sequence[int] = (1, 1),
+        padding: str | Sequence[tuple[int, int]] = "SAME",
+        use_bias: bool = True,
+        n_power_iterations: int = 1,
+        use_running_average: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        init = nnx.initializers.lecun_normal()
+        self.kernel = nnx.Param(init(rngs.params(), (*kernel_size, in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        self.strides = tuple(strides)
+        self.padding = padding if isinstance(padding, str) else tuple(map(tuple, padding))
+        self.n_power_iterations = n_power_iterations
+        self.use_running_average = use_running_average
+        self._init_u(out_features, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = lax.conv_general_dilated(
+            x,
+            self.normalized_kernel(),
+            self.strides,
+            self.padding,
+            dimension_numbers=_DIMENSION_NUMBERS,
+        )
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return y
+
+
+class SpectralNormLinear(_SpectralNormMixin, nnx.Module):
+    """Dense layer with a spectrally normalised kernel; same train/eval convention as the conv."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        use_bias: bool = True,
+        n_power_iterations: int = 1,
+        use_running_average: bool = False,
+        rngs: nnx.Rngs,
+    ):
+        init = nnx.initializers.lecun_normal()
+        self.kernel = nnx.Param(init(rngs.params(), (in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        self.n_power_iterations = n_power_iterations
+        self.use_running_average = use_running_average
+        self._init_u(out_features, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = x @ self.normalized_kernel()
+        if self.bias is not None:
+            y = y + self.bias[...]
+        return y

@@ -1,0 +1,166 @@
+"""Tests for egan_jax/models/layers.py and egan_jax/models/dcgan.py."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from egan_jax.errors import ConfigError
+from egan_jax.models import Discriminator, Generator, SpectralNormConv, SpectralNormLinear
+from egan_jax.models.layers import Upsample2x, upsample2x, upsample2x_reference
+
+LATENT, WIDTH = 16, 8
+
+
+def test_upsample2x_matches_autodiff_of_plain_formulation():
+    kx, kk, kc = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (2, 4, 5, 6))
+    kernel = jax.random.normal(kk, (4, 4, 3, 6))
+    cotangent = jax.random.normal(kc, (2, 8, 10, 3))
+
+    def loss(fn):
+        return lambda a, b: jnp.sum(fn(a, b) * cotangent)
+
+    np.testing.assert_allclose(upsample2x(x, kernel), upsample2x_reference(x, kernel), atol=1e-5)
+    custom = jax.jit(jax.grad(loss(upsample2x), argnums=(0, 1)))(x, kernel)
+    plain = jax.jit(jax.grad(loss(upsample2x_reference), argnums=(0, 1)))(x, kernel)
+    for got, want in zip(custom, plain, strict=True):
+        assert float(jnp.max(jnp.abs(want))) > 1.0  # a non-trivial gradient to compare
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_upsample2x_shape_matches_stride2_same_conv_transpose():
+    x = jnp.ones((2, 4, 4, 6))
+    ours = Upsample2x(6, 3, rngs=nnx.Rngs(0))(x)
+    stock = nnx.ConvTranspose(6, 3, (4, 4), strides=(2, 2), padding="SAME", rngs=nnx.Rngs(0))(x)
+    chex.assert_shape(ours, (2, 8, 8, 3))
+    chex.assert_equal_shape([ours, stock])
+
+
+def test_spectral_norm_layers_have_unit_spectral_norm_after_iterations():
+    conv = SpectralNormConv(3, 5, (3, 3), n_power_iterations=30, rngs=nnx.Rngs(0))
+    linear = SpectralNormLinear(7, 4, n_power_iterations=30, rngs=nnx.Rngs(1))
+    for layer in (conv, linear):
+        w = layer.normalized_kernel()
+        sigma = np.linalg.norm(np.asarray(w).reshape(-1, w.shape[-1]), 2)
+        np.testing.assert_allclose(sigma, 1.0, rtol=1e-3)
+
+
+def test_spectral_norm_updates_u_in_train_mode_only():
+    layer = SpectralNormLinear(6, 4, rngs=nnx.Rngs(0))
+    x = jnp.ones((2, 6))
+
+    @nnx.jit
+    def forward(layer, x):
+        return layer(x)
+
+    before = np.asarray(layer.u[...])
+    forward(layer, x)
+    after_train = np.asarray(layer.u[...])
+    assert not np.allclose(before, after_train)
+    layer.eval()
+    forward(layer, x)
+    np.testing.assert_array_equal(np.asarray(layer.u[...]), after_train)
+    # The trained parameter is the raw kernel, never overwritten by W / sigma.
+    raw = np.asarray(layer.kernel[...])
+    forward(layer, x)
+    np.testing.assert_array_equal(np.asarray(layer.kernel[...]), raw)
+
+
+@pytest.fixture(scope="module")
+def models():
+    generator = Generator(
+        latent_dim=LATENT, image_size=16, channels=1, width=WIDTH, rngs=nnx.Rngs(0)
+    )
+    discriminator = Discriminator(image_size=16, channels=1, width=WIDTH, rngs=nnx.Rngs(1))
+    return generator, discriminator
+
+
+@nnx.jit(static_argnames="return_features")
+def _forward(generator, discriminator, z, return_features=False):
+    images, g_features = generator(z, return_features=True)
+    logits, d_features = discriminator(images, return_features=True)
+    if return_features:
+        return images, logits, g_features, d_features
+    return images, logits
+
+
+def test_generator_and_discriminator_shapes_range_and_features(models):
+    generator, discriminator = models
+    z = 3.0 * jax.random.normal(jax.random.key(0), (4, LATENT))
+    images, logits, g_features, d_features = _forward(generator, discriminator, z, True)
+    chex.assert_shape(images, (4, 16, 16, 1))
+    chex.assert_shape(logits, (4,))
+    assert float(images.min()) >= -1.0 and float(images.max()) <= 1.0
+    assert float(images.std()) > 0.0
+    expected_g = {
+        "linear": (4, 2, 2, 8 * WIDTH),
+        "block1": (4, 4, 4, 4 * WIDTH),
+        "block2": (4, 8, 8, 2 * WIDTH),
+        "block3": (4, 16, 16, WIDTH),
+    }
+    expected_d = {
+        "block1": (4, 8, 8, WIDTH),
+        "block2": (4, 4, 4, 2 * WIDTH),
+        "block3": (4, 2, 2, 4 * WIDTH),
+        "final": (4, 2, 2, 8 * WIDTH),
+    }
+    assert {k: v.shape for k, v in g_features.items()} == expected_g
+    assert {k: v.shape for k, v in d_features.items()} == expected_d
+
+
+def test_batchnorm_train_vs_eval(models):
+    generator, discriminator = models
+    z = jax.random.normal(jax.random.key(1), (4, LATENT))
+    generator.train()
+    stats_before = np.asarray(generator.norms[0].mean[...])
+    train_images, _ = _forward(generator, discriminator, z)
+    stats_after = np.asarray(generator.norms[0].mean[...])
+    assert not np.allclose(stats_before, stats_after)  # running stats updated in train mode
+    generator.eval()
+    eval_images, _ = _forward(generator, discriminator, z)
+    np.testing.assert_array_equal(np.asarray(generator.norms[0].mean[...]), stats_after)
+    assert not np.allclose(train_images, eval_images)
+    generator.train()
+
+
+def test_feature_transform_hook_is_applied():
+    def negate(h):
+        return -h
+
+    kwargs = dict(latent_dim=LATENT, image_size=8, channels=1, width=WIDTH)
+    plain = Generator(**kwargs, rngs=nnx.Rngs(0))
+    hooked = Generator(**kwargs, feature_transform=negate, rngs=nnx.Rngs(0))
+    z = jax.random.normal(jax.random.key(2), (2, LATENT))
+    _, f_plain = plain(z, return_features=True)
+    _, f_hooked = hooked(z, return_features=True)
+    np.testing.assert_allclose(f_hooked["linear"], -f_plain["linear"], atol=1e-6)
+    assert not np.allclose(f_hooked["block1"], f_plain["block1"])
+
+
+@pytest.mark.parametrize("image_size", [0, 12, 30])
+def test_bad_image_size_raises_config_error(image_size):
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        Generator(image_size=image_size, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="multiple of 8"):
+        Discriminator(image_size=image_size, rngs=nnx.Rngs(0))
+
+
+def test_unknown_upsampler_raises_config_error():
+    with pytest.raises(ConfigError, match="upsample"):
+        Generator(upsample="nearest", rngs=nnx.Rngs(0))
+
+
+def test_conv_transpose_variant_has_same_shapes():
+    generator = Generator(
+        latent_dim=LATENT,
+        image_size=8,
+        channels=3,
+        width=WIDTH,
+        upsample="conv_transpose",
+        rngs=nnx.Rngs(0),
+    )
+    images = nnx.jit(lambda g, z: g(z))(generator, jnp.zeros((2, LATENT)))
+    chex.assert_shape(images, (2, 8, 8, 3))
