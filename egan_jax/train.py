@@ -1,0 +1,291 @@
+"""The one generic training loop: `train_and_evaluate(config, workdir)`.
+
+The family named by the config supplies models, optimizers, batches, a train step, a sample and an
+evaluate function (`egan_jax.families`); this loop supplies everything else: the data-parallel mesh,
+one `jax.jit` over the split nnx state, orbax checkpoints with resumption, progress, metrics,
+sample grids and evaluation. All randomness comes from `config.seed`: parameters from one split of
+it, the step keys by `fold_in(step)`, the batches from `(seed, step)` — so a resumed run continues
+bit-identically to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from egan_jax import sharding
+from egan_jax.checkpoint import Checkpointer, check_meta
+from egan_jax.config import Config, config_differences, config_to_dict, read_config, save_config
+from egan_jax.errors import CheckpointError, ConfigError, KeyMismatchError
+from egan_jax.families import Family, Models, get_family
+from egan_jax.logging_utils import MetricsLogger, ProgressBar, read_metrics, save_image_grid
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What `train_and_evaluate` hands back: the final step, the last step's metrics, the last
+    evaluation (empty if none ran) and the trained models."""
+
+    step: int
+    metrics: dict[str, float]
+    evaluation: dict[str, float]
+    models: Models
+
+
+def run_keys(seed: int) -> dict[str, jax.Array]:
+    """The run's independent streams of randomness, all from one seed."""
+    init, train, sample, evaluate = jax.random.split(jax.random.key(seed), 4)
+    return {"init": init, "train": train, "sample": sample, "evaluate": evaluate}
+
+
+def build(family: Family, config: Config, init_key: jax.Array) -> dict[str, Any]:
+    """`{"models": ..., "optimizers": ...}`, freshly initialised from `init_key`."""
+    models = family.build_models(config, nnx.Rngs(init_key))
+    return {"models": models, "optimizers": family.build_optimizers(config, models)}
+
+
+def abstract_run(family: Family, config: Config) -> tuple[nnx.GraphDef, Any]:
+    """The graph definition and the shapes of a run's state, without computing any values."""
+    key = run_keys(config.seed)["init"]
+    return nnx.split(nnx.eval_shape(lambda: build(family, config, key)))
+
+
+def validate(config: Config) -> None:
+    """Range checks of the generic sections (the family checks its own)."""
+    checks = {
+        "train.steps": config.train.steps >= 1,
+        "train.batch_size": config.train.batch_size >= 1,
+        "log.every": config.log.every >= 0,
+        "log.sample_every": config.log.sample_every >= 0,
+        "log.num_samples": config.log.num_samples >= 1,
+        "checkpoint.every": config.checkpoint.every >= 0,
+        "checkpoint.max_to_keep": config.checkpoint.max_to_keep >= 1,
+        "eval.every": config.eval.every >= 0,
+    }
+    for path, ok in checks.items():
+        if not ok:
+            section, field = path.split(".")
+            value = getattr(getattr(config, section), field)
+            raise ConfigError(f"config field {path!r} is out of range: {value!r}")
+
+
+def _due(step: int, every: int) -> bool:
+    return every > 0 and step % every == 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treats SIGTERM (e.g. a pre-empted job) like Ctrl-C, so that the loop saves before exiting."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_workdir_config(workdir: Path, config_dict: dict[str, Any]) -> None:
+    path = workdir / "config.json"
+    if not path.exists():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}); use a new workdir") from error
+    differences = config_differences(saved, config_dict)
+    if differences:
+        raise CheckpointError(
+            f"workdir {workdir} holds a run of a different config ({'; '.join(differences[:6])});"
+            " use a new workdir"
+        )
+
+
+def _truncate_metrics(workdir: Path, step: int) -> None:
+    """Drops records a killed run wrote after its last checkpoint; the resumed run rewrites them."""
+    records = read_metrics(workdir)
+    kept = [record for record in records if record["step"] <= step]
+    if len(kept) != len(records):
+        text = "".join(json.dumps(record) + "\n" for record in kept)
+        (workdir / "metrics.jsonl").write_text(text)
+
+
+def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
+    """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+    Writes `config.json`, `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `samples/step_*.png` and
+    `eval.json`. A checkpoint of a different config or key raises instead of being overwritten.
+    Ctrl-C or SIGTERM saves a checkpoint of the last finished step, then re-raises.
+    """
+    validate(config)
+    sharding.initialize_distributed(config.distributed)
+    family = get_family(config.family)
+    sharding.check_batch_size(config)
+    workdir = Path(workdir).absolute()
+    is_main = jax.process_index() == 0
+    config_dict = config_to_dict(config)
+    fingerprint = family.key_fingerprint(config) if family.key_fingerprint else None
+    mesh = sharding.make_data_mesh()
+    replicated = sharding.replicated_sharding(mesh)
+    keys = sharding.replicate(run_keys(config.seed), mesh)
+
+    checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.checkpoint.max_to_keep)
+    start = checkpointer.latest_step()
+    if start is None:
+        _check_workdir_config(workdir, config_dict)
+        graphdef, state = nnx.split(build(family, config, run_keys(config.seed)["init"]))
+        state = sharding.replicate(state, mesh)
+        start = 0
+    else:
+        where = str(checkpointer.directory / str(start))
+        meta = checkpointer.read_meta(start)
+        check_meta(meta, config=config_dict, key_fingerprint=fingerprint, where=where)
+        graphdef, abstract_state = abstract_run(family, config)
+        state = checkpointer.restore(start, abstract_state, replicated)
+    if is_main:
+        workdir.mkdir(parents=True, exist_ok=True)
+        save_config(config, workdir / "config.json")
+        _truncate_metrics(workdir, start)
+
+    batches = family.make_batches(config)
+    family_step = family.make_train_step(config)
+    family_sample = family.make_sample(config)
+    evaluate = family.make_evaluate(config) if family.make_evaluate else None
+
+    def train_step(state: Any, batch: dict[str, jax.Array], key: jax.Array, step: jax.Array):
+        tree = nnx.merge(graphdef, state)
+        metrics = family_step(
+            tree["models"], tree["optimizers"], batch, jax.random.fold_in(key, step)
+        )
+        return nnx.state(tree), metrics
+
+    def sample(state: Any, key: jax.Array) -> jax.Array:
+        return family_sample(nnx.merge(graphdef, state)["models"], key, config.log.num_samples)
+
+    jit_step = jax.jit(train_step, out_shardings=replicated)
+    jit_sample = jax.jit(sample, out_shardings=replicated)
+
+    def meta() -> dict[str, Any]:
+        return {"config": config_dict, "key_fingerprint": fingerprint, "family": config.family}
+
+    def run_evaluation(state: Any, step: int) -> dict[str, float]:
+        if evaluate is None or not config.eval.enabled:
+            return {}
+        models = nnx.merge(graphdef, state)["models"]
+        results = {k: float(v) for k, v in evaluate(models, keys["evaluate"]).items()}
+        if is_main:
+            (workdir / "eval.json").write_text(json.dumps({"step": step, **results}, indent=2))
+            logger.write(step, {f"eval/{name}": value for name, value in results.items()})
+        return results
+
+    logger = MetricsLogger(workdir, tensorboard=config.log.tensorboard, enabled=is_main)
+    bar = ProgressBar(
+        total=config.train.steps, initial=start, quiet=config.log.quiet or not is_main
+    )
+    current = (state, start)  # replaced in one assignment, so an interrupt never splits it
+    host_metrics: dict[str, float] = {}
+    evaluation: dict[str, float] = {}
+    try:
+        with _sigterm_as_interrupt():
+            while current[1] < config.train.steps:
+                state, step = current
+                local = batches(step, jax.process_index(), jax.process_count())
+                batch = sharding.shard_batch(local, mesh)
+                step_index = sharding.replicate(np.int32(step), mesh)
+                new_state, metrics = jit_step(state, batch, keys["train"], step_index)
+                current = (new_state, step + 1)
+                state, step = current
+                if _due(step, config.log.every) or step == config.train.steps:
+                    host_metrics = {k: float(v) for k, v in sharding.to_host(metrics).items()}
+                    logger.write(step, host_metrics)
+                    bar.update(1, host_metrics)
+                else:
+                    bar.update(1)
+                if _due(step, config.log.sample_every):
+                    images = sharding.to_host(jit_sample(state, keys["sample"]))
+                    if is_main:
+                        save_image_grid(images, workdir / "samples" / f"step_{step:06d}.png")
+                if _due(step, config.checkpoint.every):
+                    checkpointer.save(step, state, meta())
+                if _due(step, config.eval.every) and step < config.train.steps:
+                    evaluation = run_evaluation(state, step)
+    except KeyboardInterrupt:
+        state, step = current
+        checkpointer.save(step, state, meta())
+        checkpointer.close()
+        raise
+    finally:
+        bar.close()
+
+    state, step = current
+    checkpointer.save(step, state, meta())
+    evaluation = run_evaluation(state, step) or evaluation
+    logger.close()
+    checkpointer.close()
+    models = nnx.merge(graphdef, state)["models"]
+    return RunResult(step=step, metrics=host_metrics, evaluation=evaluation, models=models)
+
+
+def load_trained(
+    workdir: str | Path,
+    *,
+    step: int | None = None,
+    key_fingerprint: str | None = None,
+) -> tuple[Config, Models, int]:
+    """The config, the trained models (on one device) and the step of a run's checkpoint (the
+    latest unless `step` is given). With `key_fingerprint`, a checkpoint of another key raises
+    `KeyMismatchError`."""
+    workdir = Path(workdir)
+    config = read_config(workdir / "config.json")
+    family = get_family(config.family)
+    checkpoints = workdir / "checkpoints"
+    if not checkpoints.is_dir():
+        raise CheckpointError(f"{workdir} has no checkpoints; train first with `egan train`")
+    checkpointer = Checkpointer(checkpoints, max_to_keep=config.checkpoint.max_to_keep)
+    available = checkpointer.all_steps()
+    if not available:
+        raise CheckpointError(f"{checkpoints} holds no finished checkpoint; train first")
+    step = max(available) if step is None else step
+    if step not in available:
+        raise CheckpointError(f"{checkpoints} has no step {step}; available: {sorted(available)}")
+    meta = checkpointer.read_meta(step)
+    if key_fingerprint is not None and meta.get("key_fingerprint") != key_fingerprint:
+        raise KeyMismatchError(
+            f"{workdir} was trained with key fingerprint {meta.get('key_fingerprint')!r}, not "
+            f"{key_fingerprint!r}; pass the key it was trained with"
+        )
+    graphdef, abstract_state = abstract_run(family, config)
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    state = checkpointer.restore(step, abstract_state, device)
+    checkpointer.close()
+    return config, nnx.merge(graphdef, state)["models"], step
+
+
+def sample_images(workdir: str | Path, *, n: int, seed: int = 0, step: int | None = None):
+    """`n` images (NHWC, [-1, 1], numpy) from a run's checkpoint, drawn with `seed`."""
+    if n < 1:
+        raise ConfigError(f"the number of samples must be at least 1, got {n}")
+    config, models, _ = load_trained(workdir, step=step)
+    sample = get_family(config.family).make_sample(config)
+    graphdef, state = nnx.split(models)
+
+    @jax.jit
+    def draw(state: Any, key: jax.Array) -> jax.Array:
+        return sample(nnx.merge(graphdef, state), key, n)
+
+    return np.asarray(draw(state, jax.random.key(seed)))
