@@ -283,9 +283,11 @@ def _decode_with_pillow(path: Path, data: bytes) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
-            if image.mode in ("1", "P", "PA"):
-                image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA"
-                                      else "RGB")  # fmt: skip
+            if image.mode == "1":
+                image = image.convert("L")
+            elif image.mode in ("P", "PA"):
+                has_alpha = image.mode == "PA" or "transparency" in image.info
+                image = image.convert("RGBA" if has_alpha else "RGB")
             if image.mode not in ("L", "LA", "RGB", "RGBA"):
                 raise DataError(f"{path}: unsupported PNG pixel mode {image.mode!r}.")
             pixels = np.asarray(image)

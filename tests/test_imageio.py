@@ -180,6 +180,15 @@ def test_palette_png_becomes_rgb(tmp_path, rng):
     np.testing.assert_array_equal(back, expected)
 
 
+def test_one_bit_png_becomes_gray(tmp_path, rng):
+    bits = rng.integers(0, 2, (6, 10)).astype(bool)
+    Image.fromarray(bits).save(tmp_path / "b.png")
+    assert _png_header(tmp_path / "b.png")[2] == 1
+    back, _ = read_image(tmp_path / "b.png")
+    assert back.shape == (6, 10, 1) and back.dtype == np.uint8
+    np.testing.assert_array_equal(back[..., 0], bits.astype(np.uint8) * 255)
+
+
 def test_text_chunk_metadata_from_pillow(tmp_path):
     info = PngImagePlugin.PngInfo()
     info.add_text("egan_jax", json.dumps({"key_fingerprint": FINGERPRINT}))
