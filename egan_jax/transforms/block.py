@@ -1,0 +1,370 @@
+"""Keyed block-wise image transforms (AprilPyone & Kiya, APSIPA Trans. 2021).
+
+An image ``[N, H, W, C]`` is cut into ``M × M`` blocks; each block is read as a vector of ``M·M·C``
+values in row-major ``(row, column, channel)`` order. With one key, the *same* per-block operation is
+applied to every block:
+
+* pixel shuffling: ``out[k] = in[permutation[k]]`` inside each block;
+* negative/positive: ``x → −x`` (float in [-1, 1]) or ``x → 255 − x`` (uint8) where ``mask[k]``;
+* FFX: where ``mask[k]``, the 8-bit value ``v`` becomes ``table[v]`` (an FF1 table, see ``ff1.py``).
+
+Key material is a frozen dataclass of numpy arrays made once per key by ``from_key`` on the host. The
+array functions take ``(material, x)``; the material is static, so under ``jax.jit`` it is baked into
+the compiled program as constants. They are implemented as one flat gather through a precomputed
+full-image index map plus per-position elementwise operations (no 6-D transposes): the fastest exact
+formulation measured by ``bench/bench_transforms.py``.
+
+Float pixel grid: 8-bit value ``v`` corresponds to :func:`pixel_grid` ``[v]``, the float32 nearest to
+``v / 127.5 − 1`` (computed as ``(2v − 255) / 255``, which is symmetric: ``−grid[v] == grid[255 − v]``,
+so negative/positive maps grid values to grid values). FFX quantises float input to this grid at the
+positions it selects, so it is exact for grid values and rounds anything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from egan_jax.errors import ConfigError, ShapeError
+from egan_jax.keys import SecretKey, derive_mask, derive_permutation, derive_subkey
+from egan_jax.transforms.common import (
+    KeyMaterial,
+    check_images,
+    check_sizes,
+    flip_one,
+    near_fp,
+    swap_two,
+)
+
+FFX_CODES = {"decimal": 1000, "binary": 256}
+
+
+def pixel_grid() -> np.ndarray:
+    """float32 ``[256]``: the float value of 8-bit pixel ``v``, the float32 nearest to ``v/127.5 − 1``."""
+    v = np.arange(256, dtype=np.float64)
+    return ((2.0 * v - 255.0) / 255.0).astype(np.float32)
+
+
+def decimal_grid() -> np.ndarray:
+    """float32 ``[1000]``: the float value of decimal FFX code ``t``, nearest to ``t/499.5 − 1``."""
+    t = np.arange(1000, dtype=np.float64)
+    return ((2.0 * t - 999.0) / 999.0).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class BlockShuffleMaterial(KeyMaterial):
+    """One permutation of the ``M·M·C`` values of a block (int32 ``[M·M·C]``)."""
+
+    block_size: int
+    channels: int
+    permutation: np.ndarray
+    key_fingerprint: str
+
+    @classmethod
+    def from_key(cls, key: SecretKey, *, block_size: int, channels: int = 3):
+        check_sizes(block_size, channels)
+        n = block_size * block_size * channels
+        perm = derive_permutation(key, f"block_shuffle/m{block_size}c{channels}", n)
+        return cls(block_size, channels, perm, key.fingerprint)
+
+    def index_map(self, height: int, width: int) -> np.ndarray:
+        """int32 ``[H·W·C]``: flat source index of every flat output position of one image."""
+        return block_index_map(self.permutation, self.block_size, self.channels, height, width)
+
+    def _near_miss(self, rng):
+        return dataclasses.replace(
+            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class NegPosMaterial(KeyMaterial):
+    """Positions of a block (bool ``[M·M·C]``) whose values are negated."""
+
+    block_size: int
+    channels: int
+    mask: np.ndarray
+    key_fingerprint: str
+
+    @classmethod
+    def from_key(cls, key: SecretKey, *, block_size: int, channels: int = 3):
+        check_sizes(block_size, channels)
+        n = block_size * block_size * channels
+        return cls(
+            block_size,
+            channels,
+            derive_mask(key, f"np/m{block_size}c{channels}", n),
+            key.fingerprint,
+        )
+
+    def position_mask(self, height: int, width: int) -> np.ndarray:
+        """bool ``[H·W·C]``: the block mask tiled over a whole image."""
+        return tile_positions(self.mask, self.block_size, self.channels, height, width)
+
+    def _near_miss(self, rng):
+        return dataclasses.replace(
+            self, mask=flip_one(self.mask, rng), key_fingerprint=near_fp(self)
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class FfxMaterial(KeyMaterial):
+    """FFX: selected block positions (bool ``[M·M·C]``) and the FF1 table (int32 ``[256]``)."""
+
+    block_size: int
+    channels: int
+    variant: str
+    mask: np.ndarray
+    table: np.ndarray
+    key_fingerprint: str
+
+    def __post_init__(self) -> None:
+        if self.variant not in FFX_CODES:
+            raise ConfigError(
+                f"ffx_variant {self.variant!r} is unknown; valid: {sorted(FFX_CODES)}"
+            )
+        table = np.asarray(self.table)
+        codes = FFX_CODES[self.variant]
+        if (
+            table.shape != (256,)
+            or table.min() < 0
+            or table.max() >= codes
+            or np.unique(table).size != 256
+        ):
+            raise ConfigError(
+                f"FFX table must be 256 distinct integers in [0, {codes}) for the {self.variant!r} "
+                "variant; build it with egan_jax.transforms.ff1.ffx_table"
+            )
+        object.__setattr__(self, "table", table.astype(np.int32))
+        super().__post_init__()
+
+    @classmethod
+    def from_key(
+        cls, key: SecretKey, *, block_size: int, channels: int = 3, variant: str = "decimal"
+    ):
+        from egan_jax.transforms.ff1 import ffx_table
+
+        check_sizes(block_size, channels)
+        if variant not in FFX_CODES:
+            raise ConfigError(f"ffx_variant {variant!r} is unknown; valid: {sorted(FFX_CODES)}")
+        n = block_size * block_size * channels
+        mask = derive_mask(key, f"ffx/select/m{block_size}c{channels}", n)
+        table = ffx_table(derive_subkey(key, "ffx/aes"), variant=variant)
+        return cls(block_size, channels, variant, mask, table, key.fingerprint)
+
+    @property
+    def codes(self) -> int:
+        """Number of output codes: 1000 (decimal) or 256 (binary)."""
+        return FFX_CODES[self.variant]
+
+    @property
+    def inverse_table(self) -> np.ndarray:
+        """int32 ``[codes]``: ``inverse_table[table[v]] == v``; ``-1`` for codes no value maps to."""
+        inverse = np.full(self.codes, -1, np.int32)
+        inverse[self.table] = np.arange(256, dtype=np.int32)
+        return inverse
+
+    def code_grid(self) -> np.ndarray:
+        """float32 value of every output code (decimal: ``t/499.5 − 1``; binary: the pixel grid)."""
+        return decimal_grid() if self.variant == "decimal" else pixel_grid()
+
+    def position_mask(self, height: int, width: int) -> np.ndarray:
+        return tile_positions(self.mask, self.block_size, self.channels, height, width)
+
+    def _near_miss(self, rng):
+        return dataclasses.replace(
+            self, mask=flip_one(self.mask, rng), key_fingerprint=near_fp(self)
+        )
+
+
+# --- index maps (host side, numpy) ------------------------------------------------------------
+def block_index_map(
+    permutation: np.ndarray, block_size: int, channels: int, height: int, width: int
+) -> np.ndarray:
+    """Flat source index (int32 ``[H·W·C]``) of each output position when every block is permuted."""
+    m, c = block_size, channels
+    src = np.asarray(permutation).reshape(m, m, c)  # source in-block index per output (i, j, ch)
+    i_src = (src // (m * c))[None, :, None, :, :]
+    j_src = ((src // c) % m)[None, :, None, :, :]
+    c_src = (src % c)[None, :, None, :, :]
+    block_row = np.arange(height // m)[:, None, None, None, None]
+    block_col = np.arange(width // m)[None, None, :, None, None]
+    rows = block_row * m + i_src
+    cols = block_col * m + j_src
+    return ((rows * width + cols) * c + c_src).reshape(-1).astype(np.int32)
+
+
+def tile_positions(
+    values: np.ndarray, block_size: int, channels: int, height: int, width: int
+) -> np.ndarray:
+    """Per-block values ``[M·M·C]`` tiled to every block of an image, flat ``[H·W·C]``."""
+    m = block_size
+    per_block = np.asarray(values).reshape(m, m, channels)
+    return np.tile(per_block, (height // m, width // m, 1)).reshape(-1)
+
+
+# --- array operations (trusted inputs; shared with the fused pipeline) -------------------------
+def gather_positions(x: jax.Array, index_map: np.ndarray) -> jax.Array:
+    """``out.flat[q] = x.flat[index_map[q]]`` for every image of the batch."""
+    flat = jnp.reshape(x, (x.shape[0], -1))
+    return jnp.take(flat, index_map, axis=1).reshape(x.shape)
+
+
+def negate_positions(x: jax.Array, selected: np.ndarray) -> jax.Array:
+    """Negative/positive at flat positions ``selected`` (bool ``[H·W·C]``); self-inverse."""
+    selected = selected.reshape(x.shape[1:])
+    if x.dtype == jnp.uint8:
+        return jnp.where(selected, jnp.uint8(255) - x, x)
+    return jnp.where(selected, -x, x)
+
+
+def _quantize(x: jax.Array, levels: int) -> jax.Array:
+    """Nearest code of a float on the grid ``code/((levels−1)/2) − 1``, clipped to ``[0, levels)``."""
+    scale = (levels - 1) / 2.0
+    return jnp.clip(jnp.round((x + 1.0) * scale), 0, levels - 1).astype(jnp.int32)
+
+
+def ffx_positions(material: FfxMaterial, x: jax.Array, selected: np.ndarray) -> jax.Array:
+    """FFX at flat positions ``selected``. uint8 → uint16 (decimal) / uint8 (binary); float → float."""
+    selected = selected.reshape(x.shape[1:])
+    if x.dtype == jnp.uint8:
+        out_dtype = jnp.uint16 if material.variant == "decimal" else jnp.uint8
+        coded = jnp.asarray(material.table.astype(out_dtype))[x]
+        return jnp.where(selected, coded, x.astype(out_dtype))
+    values = material.code_grid()[material.table]
+    return jnp.where(selected, jnp.asarray(values)[_quantize(x, 256)], x)
+
+
+def ffx_inverse_positions(material: FfxMaterial, y: jax.Array, selected: np.ndarray) -> jax.Array:
+    """Inverse FFX; invalid codes give NaN (float) or 0 (integer). See :func:`ffx_invalid`."""
+    selected = selected.reshape(y.shape[1:])
+    inverse = material.inverse_table
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        values = jnp.asarray(np.maximum(inverse, 0).astype(np.uint8))
+        decoded = values[jnp.minimum(y.astype(jnp.int32), material.codes - 1)]
+        return jnp.where(selected, decoded, y.astype(jnp.uint8))
+    values = np.where(inverse >= 0, pixel_grid()[np.maximum(inverse, 0)], np.nan).astype(np.float32)
+    return jnp.where(selected, jnp.asarray(values)[_quantize(y, material.codes)], y)
+
+
+def ffx_invalid(material: FfxMaterial, y: jax.Array, selected: np.ndarray) -> jax.Array:
+    """bool, shape of ``y``: values :func:`ffx_inverse` cannot decode (not produced by ``ffx``)."""
+    selected = selected.reshape(y.shape[1:])
+    valid = jnp.asarray(material.inverse_table >= 0)
+    if jnp.issubdtype(y.dtype, jnp.integer):
+        codes = y.astype(jnp.int32)
+        in_range = codes < material.codes
+        bad = ~(in_range & valid[jnp.minimum(codes, material.codes - 1)])
+        return jnp.where(selected, bad, codes > 255)
+    return selected & ~valid[_quantize(y, material.codes)]
+
+
+# --- public transforms ------------------------------------------------------------------------
+_ANY_IMAGE = ("uint8", "uint16", "float16", "bfloat16", "float32")
+_NP_DTYPES = ("uint8", "float16", "bfloat16", "float32")
+
+
+def _shape_hw(x) -> tuple[int, int]:
+    return x.shape[1], x.shape[2]
+
+
+def block_shuffle(material: BlockShuffleMaterial, x: jax.Array) -> jax.Array:
+    """Permute the ``M·M·C`` values of every block: ``out[k] = in[permutation[k]]``.
+
+    Args:
+      material: from :meth:`BlockShuffleMaterial.from_key`.
+      x: ``[N, H, W, C]`` with ``M | H, W``; uint8, uint16 or float. Same shape and dtype out.
+    """
+    x = check_images(
+        x,
+        block_size=material.block_size,
+        channels=material.channels,
+        what="block_shuffle",
+        dtypes=_ANY_IMAGE,
+    )
+    return gather_positions(x, material.index_map(*_shape_hw(x)))
+
+
+def block_unshuffle(material: BlockShuffleMaterial, y: jax.Array) -> jax.Array:
+    """Exact inverse of :func:`block_shuffle`."""
+    y = check_images(
+        y,
+        block_size=material.block_size,
+        channels=material.channels,
+        what="block_unshuffle",
+        dtypes=_ANY_IMAGE,
+    )
+    return gather_positions(y, np.argsort(material.index_map(*_shape_hw(y))).astype(np.int32))
+
+
+def negpos(material: NegPosMaterial, x: jax.Array) -> jax.Array:
+    """Negative/positive: ``x → −x`` (float) or ``255 − x`` (uint8) at the key's positions.
+
+    Self-inverse: ``negpos(m, negpos(m, x)) == x`` bit-exactly. Float grid values stay on the grid.
+    """
+    x = check_images(
+        x,
+        block_size=material.block_size,
+        channels=material.channels,
+        what="negpos",
+        dtypes=_NP_DTYPES,
+    )
+    return negate_positions(x, material.position_mask(*_shape_hw(x)))
+
+
+negpos_inverse = negpos
+
+
+def ffx(material: FfxMaterial, x: jax.Array) -> jax.Array:
+    """FFX: at the key's positions the 8-bit value ``v`` becomes ``table[v]``.
+
+    Args:
+      material: from :meth:`FfxMaterial.from_key`.
+      x: ``[N, H, W, C]``, uint8 or float32 in [-1, 1].
+
+    Returns:
+      uint8 in → uint16 (decimal, codes 0..999) or uint8 (binary). float32 in → float32: selected
+      values are first *quantised* to the 8-bit grid ``v = round((x + 1)·127.5)``, then replaced by
+      the code's float value (decimal ``t/499.5 − 1``, binary ``t/127.5 − 1``); other values pass
+      unchanged. Exact on the grid: ``ffx_inverse(m, ffx(m, pixel_grid()[v])) == pixel_grid()[v]``.
+    """
+    x = check_images(
+        x,
+        block_size=material.block_size,
+        channels=material.channels,
+        what="ffx",
+        dtypes=("uint8", "float32"),
+    )
+    return ffx_positions(material, x, material.position_mask(*_shape_hw(x)))
+
+
+def ffx_inverse(material: FfxMaterial, y: jax.Array) -> jax.Array:
+    """Inverse of :func:`ffx`: uint16/uint8 codes → uint8, float → float32 on the pixel grid.
+
+    Values that are not codes of this key's table (possible only if ``y`` did not come from
+    :func:`ffx` with this material) raise :class:`ShapeError` when ``y`` is concrete; under ``jit``
+    they decode to NaN (float) or 0 (integer) — check with :func:`ffx_invalid` if needed.
+    """
+    dtypes = (
+        ("uint16", "uint8", "float32") if material.variant == "decimal" else ("uint8", "float32")
+    )
+    y = check_images(
+        y,
+        block_size=material.block_size,
+        channels=material.channels,
+        what="ffx_inverse",
+        dtypes=dtypes,
+    )
+    selected = material.position_mask(*_shape_hw(y))
+    if not isinstance(y, jax.core.Tracer):
+        bad = int(jnp.sum(ffx_invalid(material, y, selected)))
+        if bad:
+            raise ShapeError(
+                f"ffx_inverse: {bad} values are not valid FFX codes of this key material "
+                f"({material.variant} variant); the input was not produced by ffx() with this key or "
+                "was modified afterwards. Under jit such values decode to NaN (float) / 0 (integer)"
+            )
+    return ffx_inverse_positions(material, y, selected)

@@ -1,0 +1,152 @@
+"""Shared pieces of the keyed transforms: the key-material base class, near-miss material and the
+boundary checks (dtype, NaN, NHWC shape, block divisibility) that raise the project's errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from egan_jax.errors import ConfigError, ShapeError
+
+BLOCK_SIZES_HINT = "a block size that divides both H and W (e.g. 1, 2, 4, 8)"
+
+
+# --- key material -----------------------------------------------------------------------------
+class KeyMaterial:
+    """Base of the frozen material dataclasses: equality by content, no secrets in ``repr``.
+
+    Subclasses are ``@dataclasses.dataclass(frozen=True, eq=False, repr=False)`` whose numpy fields
+    are made read-only; ``key_fingerprint`` names the key they came from (public).
+    """
+
+    key_fingerprint: str
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, np.ndarray):
+                value = np.array(value)  # a private, read-only copy
+                value.setflags(write=False)
+                object.__setattr__(self, field.name, value)
+
+    def _digest(self) -> bytes:
+        h = hashlib.sha256(type(self).__name__.encode())
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            h.update(field.name.encode())
+            if isinstance(value, np.ndarray):
+                h.update(f"{value.dtype.str}{value.shape}".encode() + value.tobytes())
+            else:
+                h.update(repr(value).encode())
+        return h.digest()
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._digest() == other._digest()
+
+    def __hash__(self) -> int:
+        return int.from_bytes(self._digest()[:8], "little")
+
+    def __repr__(self) -> str:
+        public = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if not isinstance(getattr(self, f.name), np.ndarray)
+        )
+        return f"{type(self).__name__}({public})"
+
+    def _near_miss(self, rng: np.random.Generator) -> KeyMaterial:
+        raise NotImplementedError
+
+
+def near_miss(material: KeyMaterial, rng_seed: int) -> KeyMaterial:
+    """Material differing minimally from ``material``, for attack evaluations.
+
+    A permutation gets one transposition (two entries swapped); a mask or sign vector one flipped
+    entry; which entries is chosen by ``rng_seed``. The result's ``key_fingerprint`` is marked
+    ``"…~near"`` since no key derives it.
+    """
+    return material._near_miss(np.random.default_rng(rng_seed))
+
+
+def near_fp(material: KeyMaterial) -> str:
+    return material.key_fingerprint + "~near"
+
+
+def swap_two(permutation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``permutation`` with two distinct entries swapped (one transposition)."""
+    if permutation.size < 2:
+        raise ConfigError("near_miss needs a permutation of at least 2 elements to swap two")
+    i, j = rng.choice(permutation.size, size=2, replace=False)
+    out = permutation.copy()
+    out[i], out[j] = permutation[j], permutation[i]
+    return out
+
+
+def flip_one(mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``mask`` (bool) or sign vector (±1) with one entry flipped."""
+    out = mask.copy()
+    i = rng.integers(mask.size)
+    out[i] = ~out[i] if out.dtype == bool else -out[i]
+    return out
+
+
+def check_sizes(block_size: int, channels: int) -> None:
+    for name, value in (("block_size", block_size), ("channels", channels)):
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+# --- boundary checks --------------------------------------------------------------------------
+def check_array(x, *, what: str, dtypes: tuple[str, ...]):
+    """Dtype and NaN checks shared by all transforms; returns ``x`` as an array.
+
+    NaN is checked only when ``x`` is concrete (eager call); inside ``jit`` the caller's boundary is
+    trusted.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        x = np.asarray(x)
+    dtype = np.dtype(x.dtype)
+    if dtype.name not in dtypes:
+        raise ShapeError(
+            f"{what}: dtype {dtype.name} is not supported; accepted: {', '.join(dtypes)}. Convert "
+            "first, e.g. x.astype(np.float32) for float images in [-1, 1]"
+        )
+    if jnp.issubdtype(dtype, jnp.floating) and not isinstance(x, jax.core.Tracer):
+        nan_count = int(np.isnan(np.asarray(x, dtype=np.float32)).sum())
+        if nan_count:
+            raise ShapeError(
+                f"{what}: input contains NaN ({nan_count} values); the transforms need finite "
+                "values (images in [-1, 1]). Check the data loading and normalisation"
+            )
+    return x
+
+
+def check_images(x, *, block_size: int, channels: int, what: str, dtypes: tuple[str, ...]):
+    """Validate an NHWC image batch at a transform's boundary (static shapes: also at trace time)."""
+    x = check_array(x, what=what, dtypes=dtypes)
+    if x.ndim != 4:
+        raise ShapeError(
+            f"{what}: expected images of rank 4 [N, H, W, C] (NHWC), got shape {tuple(x.shape)}. "
+            "Add a batch axis (x[None]) for a single image"
+        )
+    _, height, width, chans = x.shape
+    if height % block_size or width % block_size:
+        raise ShapeError(
+            f"{what}: image shape {tuple(x.shape)} has H={height}, W={width}, not both divisible by "
+            f"the block size M={block_size}. Crop or pad to "
+            f"{height // block_size * block_size}×{width // block_size * block_size} "
+            f"(multiples of {block_size}) or use {BLOCK_SIZES_HINT}"
+        )
+    if chans != channels:
+        raise ShapeError(
+            f"{what}: image shape {tuple(x.shape)} has C={chans} channels but the key material was "
+            f"made for channels={channels}; derive it with channels={chans}"
+        )
+    return x

@@ -1,0 +1,130 @@
+"""Keyed channel transforms: channel shuffling of images and permutation + sign flip of feature maps.
+
+Kiya's group moved the key from the input image to a network's feature maps for dense tasks (input
+encryption hurts segmentation and super-resolution); these are the transforms for that: a key
+permutation of the ``C`` channels (``out[..., k] = in[..., permutation[k]]``), optionally with a key
+sign ``±1`` per output channel. Both are exact bijections (a gather and a multiplication by ±1).
+
+Arrays are channels-last of any rank ≥ 2 (``[N, C]`` dense activations, ``[N, H, W, C]`` maps).
+Use ``tag`` in ``from_key`` to give different layers with the same width independent material.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from egan_jax.errors import ShapeError
+from egan_jax.keys import SecretKey, derive_mask, derive_permutation
+from egan_jax.transforms.common import (
+    KeyMaterial,
+    check_array,
+    check_sizes,
+    flip_one,
+    near_fp,
+    swap_two,
+)
+
+_IMAGE_DTYPES = ("uint8", "uint16", "float16", "bfloat16", "float32")
+_FEATURE_DTYPES = ("float16", "bfloat16", "float32")
+
+
+def _label(kind: str, tag: str, channels: int) -> str:
+    return f"{kind}/{tag}/c{channels}" if tag else f"{kind}/c{channels}"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ChannelShuffleMaterial(KeyMaterial):
+    """A permutation of the ``C`` channels (int32 ``[C]``)."""
+
+    channels: int
+    permutation: np.ndarray
+    key_fingerprint: str
+
+    @classmethod
+    def from_key(cls, key: SecretKey, *, channels: int = 3, tag: str = ""):
+        check_sizes(1, channels)
+        perm = derive_permutation(key, _label("channel", tag, channels), channels)
+        return cls(channels, perm, key.fingerprint)
+
+    def index_map(self, height: int, width: int) -> np.ndarray:
+        """int32 ``[H·W·C]``: flat source index of each flat output position of one image."""
+        pixel = np.arange(height * width)[:, None] * self.channels
+        return (pixel + self.permutation[None, :]).reshape(-1).astype(np.int32)
+
+    def _near_miss(self, rng):
+        return dataclasses.replace(
+            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
+        )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class FeatureMaterial(KeyMaterial):
+    """Channel permutation (int32 ``[C]``) and per-output-channel signs (float32 ±1 ``[C]``)."""
+
+    channels: int
+    permutation: np.ndarray
+    signs: np.ndarray
+    key_fingerprint: str
+
+    @classmethod
+    def from_key(cls, key: SecretKey, *, channels: int, tag: str = "", flip_signs: bool = True):
+        check_sizes(1, channels)
+        perm = derive_permutation(key, _label("feature/perm", tag, channels), channels)
+        if flip_signs:
+            flips = derive_mask(key, _label("feature/sign", tag, channels), channels)
+            signs = np.where(flips, -1.0, 1.0).astype(np.float32)
+        else:
+            signs = np.ones(channels, np.float32)
+        return cls(channels, perm, signs, key.fingerprint)
+
+    def _near_miss(self, rng):
+        # one transposition of the permutation, signs kept: the smallest change of the map
+        return dataclasses.replace(
+            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
+        )
+
+    def near_miss_sign(self, rng_seed: int) -> FeatureMaterial:
+        """This material with one channel's sign flipped (the other minimal change)."""
+        signs = flip_one(self.signs, np.random.default_rng(rng_seed))
+        return dataclasses.replace(self, signs=signs, key_fingerprint=near_fp(self))
+
+
+def _check_channels_last(x, channels: int, *, what: str, dtypes: tuple[str, ...]):
+    x = check_array(x, what=what, dtypes=dtypes)
+    if x.ndim < 2 or x.shape[-1] != channels:
+        raise ShapeError(
+            f"{what}: expected a channels-last array [..., C] with C={channels} (rank ≥ 2, batch "
+            f"first), got shape {tuple(x.shape)}; derive the material with channels=x.shape[-1]"
+        )
+    return x
+
+
+def channel_shuffle(material: ChannelShuffleMaterial, x: jax.Array) -> jax.Array:
+    """``out[..., k] = x[..., permutation[k]]``; any dtype listed in the error message, shape kept."""
+    x = _check_channels_last(x, material.channels, what="channel_shuffle", dtypes=_IMAGE_DTYPES)
+    return jnp.take(x, material.permutation, axis=-1)
+
+
+def channel_unshuffle(material: ChannelShuffleMaterial, y: jax.Array) -> jax.Array:
+    """Exact inverse of :func:`channel_shuffle`."""
+    y = _check_channels_last(y, material.channels, what="channel_unshuffle", dtypes=_IMAGE_DTYPES)
+    return jnp.take(y, np.argsort(material.permutation).astype(np.int32), axis=-1)
+
+
+def feature_forward(material: FeatureMaterial, h: jax.Array) -> jax.Array:
+    """``out[..., k] = signs[k] · h[..., permutation[k]]`` for a float activation ``[..., C]``."""
+    h = _check_channels_last(h, material.channels, what="feature_forward", dtypes=_FEATURE_DTYPES)
+    signs = jnp.asarray(material.signs, dtype=h.dtype)
+    return jnp.take(h, material.permutation, axis=-1) * signs
+
+
+def feature_inverse(material: FeatureMaterial, g: jax.Array) -> jax.Array:
+    """Exact inverse of :func:`feature_forward` (sign flips and gathers are exact in floating point)."""
+    g = _check_channels_last(g, material.channels, what="feature_inverse", dtypes=_FEATURE_DTYPES)
+    inverse = np.argsort(material.permutation).astype(np.int32)
+    signs = jnp.asarray(material.signs[inverse], dtype=g.dtype)
+    return jnp.take(g, inverse, axis=-1) * signs
