@@ -233,6 +233,36 @@ class OwnerKey:
             raise KeyFileError("the owner record has no trapdoor 't'; the registry is corrupt")
         return cls(public_key, _scalar_from(public_key.group, record["t"], "trapdoor t"), base)
 
+    def issued_key(self, record: object) -> DecryptionKey:
+        """Rebuild an issued user key from its ``{"x": .., "y": ..}`` record (registry side).
+
+        Checks ``x' + t y' = x + t y (mod q)`` by scalar arithmetic (no exponentiation); the user's
+        ``(a, b)`` are the owner's.
+        """
+        group, base = self.public_key.group, self.base_key
+        if not isinstance(record, dict) or not {"x", "y"} <= record.keys():
+            raise KeyFileError("a user's key record needs hex fields 'x' and 'y'; it is corrupt")
+        x, y = (_scalar_from(group, record[n], f"user key part {n}") for n in "xy")
+        if (x + self._t * y - base._x - self._t * base._y) % group.q:
+            raise KeyMismatchError(
+                "this user key was not issued for this owner key (x + t y differs)"
+            )
+        return DecryptionKey(self.public_key, x, y, base._a, base._b, check=False)
+
+    def split(self, ciphertext: Ciphertext) -> tuple[int, int]:
+        """``(w / u^(x + t y), v / u^t)``: under a key with second part ``y'`` the ciphertext
+        decrypts to ``first * second^(-y')`` (``second = 1`` exactly for honest ciphertexts)."""
+        group, base, t = self.public_key.group, self.base_key, self._t
+        u = ciphertext.u
+        rest = group.div(ciphertext.w, group.exp(u, base._x + t * base._y))
+        return rest, group.div(ciphertext.v, group.exp(u, t))
+
+    @staticmethod
+    def plaintext_under(parts: tuple[int, int], key: DecryptionKey) -> int:
+        """The element a :meth:`split` ciphertext decrypts to under ``key`` (one exponentiation)."""
+        group = key.public_key.group
+        return group.mul(parts[0], group.exp(parts[1], group.q - key._y))
+
     def is_honest(self, ciphertext: Ciphertext) -> bool:
         """Whether ``v = u^t`` (only the owner can tell honest entries from Fakes)."""
         return self.public_key.group.exp(ciphertext.u, self._t) == ciphertext.v
