@@ -36,6 +36,7 @@ from egan_jax.transforms.common import (
     check_sizes,
     flip_one,
     near_fp,
+    run_static,
     swap_two,
 )
 
@@ -271,6 +272,28 @@ def _shape_hw(x) -> tuple[int, int]:
     return x.shape[1], x.shape[2]
 
 
+def _shuffle_core(material, x):
+    return gather_positions(x, material.index_map(*_shape_hw(x)))
+
+
+def _unshuffle_core(material, y):
+    return gather_positions(y, np.argsort(material.index_map(*_shape_hw(y))).astype(np.int32))
+
+
+def _negpos_core(material, x):
+    return negate_positions(x, material.position_mask(*_shape_hw(x)))
+
+
+def _ffx_core(material, x):
+    return ffx_positions(material, x, material.position_mask(*_shape_hw(x)))
+
+
+def _ffx_inverse_core(material, y):
+    selected = material.position_mask(*_shape_hw(y))
+    invalid = jnp.sum(ffx_invalid(material, y, selected), dtype=jnp.int32)
+    return ffx_inverse_positions(material, y, selected), invalid
+
+
 def block_shuffle(material: BlockShuffleMaterial, x: jax.Array) -> jax.Array:
     """Permute the ``M·M·C`` values of every block: ``out[k] = in[permutation[k]]``.
 
@@ -278,26 +301,16 @@ def block_shuffle(material: BlockShuffleMaterial, x: jax.Array) -> jax.Array:
       material: from :meth:`BlockShuffleMaterial.from_key`.
       x: ``[N, H, W, C]`` with ``M | H, W``; uint8, uint16 or float. Same shape and dtype out.
     """
-    x = check_images(
-        x,
-        block_size=material.block_size,
-        channels=material.channels,
-        what="block_shuffle",
-        dtypes=_ANY_IMAGE,
-    )
-    return gather_positions(x, material.index_map(*_shape_hw(x)))
+    x = check_images(x, block_size=material.block_size, channels=material.channels,
+                     what="block_shuffle", dtypes=_ANY_IMAGE)  # fmt: skip
+    return run_static(_shuffle_core, material, x)
 
 
 def block_unshuffle(material: BlockShuffleMaterial, y: jax.Array) -> jax.Array:
     """Exact inverse of :func:`block_shuffle`."""
-    y = check_images(
-        y,
-        block_size=material.block_size,
-        channels=material.channels,
-        what="block_unshuffle",
-        dtypes=_ANY_IMAGE,
-    )
-    return gather_positions(y, np.argsort(material.index_map(*_shape_hw(y))).astype(np.int32))
+    y = check_images(y, block_size=material.block_size, channels=material.channels,
+                     what="block_unshuffle", dtypes=_ANY_IMAGE)  # fmt: skip
+    return run_static(_unshuffle_core, material, y)
 
 
 def negpos(material: NegPosMaterial, x: jax.Array) -> jax.Array:
@@ -305,14 +318,9 @@ def negpos(material: NegPosMaterial, x: jax.Array) -> jax.Array:
 
     Self-inverse: ``negpos(m, negpos(m, x)) == x`` bit-exactly. Float grid values stay on the grid.
     """
-    x = check_images(
-        x,
-        block_size=material.block_size,
-        channels=material.channels,
-        what="negpos",
-        dtypes=_NP_DTYPES,
-    )
-    return negate_positions(x, material.position_mask(*_shape_hw(x)))
+    x = check_images(x, block_size=material.block_size, channels=material.channels,
+                     what="negpos", dtypes=_NP_DTYPES)  # fmt: skip
+    return run_static(_negpos_core, material, x)
 
 
 negpos_inverse = negpos
@@ -331,14 +339,9 @@ def ffx(material: FfxMaterial, x: jax.Array) -> jax.Array:
       the code's float value (decimal ``t/499.5 − 1``, binary ``t/127.5 − 1``); other values pass
       unchanged. Exact on the grid: ``ffx_inverse(m, ffx(m, pixel_grid()[v])) == pixel_grid()[v]``.
     """
-    x = check_images(
-        x,
-        block_size=material.block_size,
-        channels=material.channels,
-        what="ffx",
-        dtypes=("uint8", "float32"),
-    )
-    return ffx_positions(material, x, material.position_mask(*_shape_hw(x)))
+    x = check_images(x, block_size=material.block_size, channels=material.channels,
+                     what="ffx", dtypes=("uint8", "float32"))  # fmt: skip
+    return run_static(_ffx_core, material, x)
 
 
 def ffx_inverse(material: FfxMaterial, y: jax.Array) -> jax.Array:
@@ -351,20 +354,13 @@ def ffx_inverse(material: FfxMaterial, y: jax.Array) -> jax.Array:
     dtypes = (
         ("uint16", "uint8", "float32") if material.variant == "decimal" else ("uint8", "float32")
     )
-    y = check_images(
-        y,
-        block_size=material.block_size,
-        channels=material.channels,
-        what="ffx_inverse",
-        dtypes=dtypes,
-    )
-    selected = material.position_mask(*_shape_hw(y))
-    if not isinstance(y, jax.core.Tracer):
-        bad = int(jnp.sum(ffx_invalid(material, y, selected)))
-        if bad:
-            raise ShapeError(
-                f"ffx_inverse: {bad} values are not valid FFX codes of this key material "
-                f"({material.variant} variant); the input was not produced by ffx() with this key or "
-                "was modified afterwards. Under jit such values decode to NaN (float) / 0 (integer)"
-            )
-    return ffx_inverse_positions(material, y, selected)
+    y = check_images(y, block_size=material.block_size, channels=material.channels,
+                     what="ffx_inverse", dtypes=dtypes)  # fmt: skip
+    x, invalid = run_static(_ffx_inverse_core, material, y)
+    if not isinstance(y, jax.core.Tracer) and int(invalid):
+        raise ShapeError(
+            f"ffx_inverse: {int(invalid)} values are not valid FFX codes of this key material "
+            f"({material.variant} variant); the input was not produced by ffx() with this key or "
+            "was modified afterwards. Under jit such values decode to NaN (float) / 0 (integer)"
+        )
+    return x

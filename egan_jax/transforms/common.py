@@ -5,6 +5,7 @@ boundary checks (dtype, NaN, NHWC shape, block divisibility) that raise the proj
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 
 import jax
@@ -35,6 +36,9 @@ class KeyMaterial:
                 object.__setattr__(self, field.name, value)
 
     def _digest(self) -> bytes:
+        cached = self.__dict__.get("_digest_cache")
+        if cached is not None:
+            return cached
         h = hashlib.sha256(type(self).__name__.encode())
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
@@ -43,7 +47,8 @@ class KeyMaterial:
                 h.update(f"{value.dtype.str}{value.shape}".encode() + value.tobytes())
             else:
                 h.update(repr(value).encode())
-        return h.digest()
+        object.__setattr__(self, "_digest_cache", h.digest())
+        return self._digest_cache
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
@@ -150,3 +155,13 @@ def check_images(x, *, block_size: int, channels: int, what: str, dtypes: tuple[
             f"made for channels={channels}; derive it with channels={chans}"
         )
     return x
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def run_static(fn, material: KeyMaterial, x):
+    """``fn(material, x)`` compiled once per (fn, material, shape): material becomes constants.
+
+    Eager calls then cost one dispatch instead of one per primitive; under an outer ``jit`` this
+    inlines. ``fn`` must be a module-level pure function.
+    """
+    return fn(material, x)

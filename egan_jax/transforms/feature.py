@@ -25,6 +25,7 @@ from egan_jax.transforms.common import (
     check_sizes,
     flip_one,
     near_fp,
+    run_static,
     swap_two,
 )
 
@@ -103,28 +104,42 @@ def _check_channels_last(x, channels: int, *, what: str, dtypes: tuple[str, ...]
     return x
 
 
-def channel_shuffle(material: ChannelShuffleMaterial, x: jax.Array) -> jax.Array:
-    """``out[..., k] = x[..., permutation[k]]``; any dtype listed in the error message, shape kept."""
-    x = _check_channels_last(x, material.channels, what="channel_shuffle", dtypes=_IMAGE_DTYPES)
+def _channel_shuffle_core(material, x):
     return jnp.take(x, material.permutation, axis=-1)
+
+
+def _channel_unshuffle_core(material, y):
+    return jnp.take(y, np.argsort(material.permutation).astype(np.int32), axis=-1)
+
+
+def _feature_forward_core(material, h):
+    return jnp.take(h, material.permutation, axis=-1) * jnp.asarray(material.signs, h.dtype)
+
+
+def _feature_inverse_core(material, g):
+    inverse = np.argsort(material.permutation).astype(np.int32)
+    return jnp.take(g, inverse, axis=-1) * jnp.asarray(material.signs[inverse], g.dtype)
+
+
+def channel_shuffle(material: ChannelShuffleMaterial, x: jax.Array) -> jax.Array:
+    """``out[..., k] = x[..., permutation[k]]`` for images or activations ``[..., C]``."""
+    x = _check_channels_last(x, material.channels, what="channel_shuffle", dtypes=_IMAGE_DTYPES)
+    return run_static(_channel_shuffle_core, material, x)
 
 
 def channel_unshuffle(material: ChannelShuffleMaterial, y: jax.Array) -> jax.Array:
     """Exact inverse of :func:`channel_shuffle`."""
     y = _check_channels_last(y, material.channels, what="channel_unshuffle", dtypes=_IMAGE_DTYPES)
-    return jnp.take(y, np.argsort(material.permutation).astype(np.int32), axis=-1)
+    return run_static(_channel_unshuffle_core, material, y)
 
 
 def feature_forward(material: FeatureMaterial, h: jax.Array) -> jax.Array:
     """``out[..., k] = signs[k] · h[..., permutation[k]]`` for a float activation ``[..., C]``."""
     h = _check_channels_last(h, material.channels, what="feature_forward", dtypes=_FEATURE_DTYPES)
-    signs = jnp.asarray(material.signs, dtype=h.dtype)
-    return jnp.take(h, material.permutation, axis=-1) * signs
+    return run_static(_feature_forward_core, material, h)
 
 
 def feature_inverse(material: FeatureMaterial, g: jax.Array) -> jax.Array:
-    """Exact inverse of :func:`feature_forward` (sign flips and gathers are exact in floating point)."""
+    """Exact inverse of :func:`feature_forward` (gathers and ±1 products are exact)."""
     g = _check_channels_last(g, material.channels, what="feature_inverse", dtypes=_FEATURE_DTYPES)
-    inverse = np.argsort(material.permutation).astype(np.int32)
-    signs = jnp.asarray(material.signs[inverse], dtype=g.dtype)
-    return jnp.take(g, inverse, axis=-1) * signs
+    return run_static(_feature_inverse_core, material, g)

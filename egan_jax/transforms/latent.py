@@ -40,6 +40,7 @@ from egan_jax.transforms.common import (
     check_sizes,
     flip_one,
     near_fp,
+    run_static,
     swap_two,
 )
 
@@ -155,48 +156,75 @@ def check_latents(z, dim: int, *, what: str):
     return z
 
 
-def latent_permute(material: LatentPermMaterial, z: jax.Array) -> jax.Array:
-    """``out[:, k] = z[:, permutation[k]]`` (distribution-preserving for Gaussian ``z``)."""
-    z = check_latents(z, material.dim, what="latent_permute")
+def _permute_core(material, z):
     return jnp.take(z, material.permutation, axis=1)
 
 
-def latent_unpermute(material: LatentPermMaterial, y: jax.Array) -> jax.Array:
-    y = check_latents(y, material.dim, what="latent_unpermute")
+def _unpermute_core(material, y):
     return jnp.take(y, np.argsort(material.permutation).astype(np.int32), axis=1)
 
 
-def latent_sign_flip(material: LatentSignMaterial, z: jax.Array) -> jax.Array:
-    """``z · signs``; self-inverse, bit-exact (distribution-preserving for Gaussian ``z``)."""
-    z = check_latents(z, material.dim, what="latent_sign_flip")
+def _sign_core(material, z):
     return z * jnp.asarray(material.signs)
 
 
-def latent_offset(material: LatentOffsetMaterial, z: jax.Array) -> jax.Array:
-    """``z + radius·signs``: authorised latents move to a key-specific centre."""
-    z = check_latents(z, material.dim, what="latent_offset")
+def _offset_core(material, z):
     return z + jnp.asarray(material.offset)
 
 
-def latent_offset_inverse(material: LatentOffsetMaterial, y: jax.Array) -> jax.Array:
-    y = check_latents(y, material.dim, what="latent_offset_inverse")
+def _offset_inverse_core(material, y):
     return y - jnp.asarray(material.offset)
 
 
-def latent_halfspace(material: LatentHalfSpaceMaterial, z: jax.Array) -> jax.Array:
-    """Map ``z`` bijectively into ``⟨u, z⟩ > margin`` along the key direction ``u``."""
-    z = check_latents(z, material.dim, what="latent_halfspace")
+def _halfspace_core(material, z):
     u = jnp.asarray(material.direction)
     a = z @ u
     pushed = material.margin + 0.5 * (a + jnp.sqrt(a * a + 4.0))
     return z + (pushed - a)[:, None] * u
 
 
-def latent_halfspace_inverse(material: LatentHalfSpaceMaterial, y: jax.Array) -> jax.Array:
-    """Inverse of :func:`latent_halfspace`; inputs outside the half-space give NaN coordinates."""
-    y = check_latents(y, material.dim, what="latent_halfspace_inverse")
+def _halfspace_inverse_core(material, y):
     u = jnp.asarray(material.direction)
     pushed = y @ u
     s = pushed - material.margin  # (a + √(a²+4))/2 = s  ⇔  a = s − 1/s, for s > 0
     a = jnp.where(s > 0, s - 1.0 / s, jnp.nan)
     return y - (pushed - a)[:, None] * u
+
+
+def _run(core, material, z, what: str) -> jax.Array:
+    return run_static(core, material, check_latents(z, material.dim, what=what))
+
+
+def latent_permute(material: LatentPermMaterial, z: jax.Array) -> jax.Array:
+    """``out[:, k] = z[:, permutation[k]]`` (distribution-preserving for Gaussian ``z``)."""
+    return _run(_permute_core, material, z, "latent_permute")
+
+
+def latent_unpermute(material: LatentPermMaterial, y: jax.Array) -> jax.Array:
+    """Exact inverse of :func:`latent_permute`."""
+    return _run(_unpermute_core, material, y, "latent_unpermute")
+
+
+def latent_sign_flip(material: LatentSignMaterial, z: jax.Array) -> jax.Array:
+    """``z · signs``; self-inverse, bit-exact (distribution-preserving for Gaussian ``z``)."""
+    return _run(_sign_core, material, z, "latent_sign_flip")
+
+
+def latent_offset(material: LatentOffsetMaterial, z: jax.Array) -> jax.Array:
+    """``z + radius·signs``: authorised latents move to a key-specific centre."""
+    return _run(_offset_core, material, z, "latent_offset")
+
+
+def latent_offset_inverse(material: LatentOffsetMaterial, y: jax.Array) -> jax.Array:
+    """``y − radius·signs`` (exact up to one float rounding of the forward sum)."""
+    return _run(_offset_inverse_core, material, y, "latent_offset_inverse")
+
+
+def latent_halfspace(material: LatentHalfSpaceMaterial, z: jax.Array) -> jax.Array:
+    """Map ``z`` bijectively into ``⟨u, z⟩ > margin`` along the key direction ``u``."""
+    return _run(_halfspace_core, material, z, "latent_halfspace")
+
+
+def latent_halfspace_inverse(material: LatentHalfSpaceMaterial, y: jax.Array) -> jax.Array:
+    """Inverse of :func:`latent_halfspace`; inputs outside the half-space give NaN coordinates."""
+    return _run(_halfspace_inverse_core, material, y, "latent_halfspace_inverse")
