@@ -1,0 +1,151 @@
+"""Trusted dealer (the helper party / offline phase): correlated randomness for the online protocols.
+
+Everything comes from one AES-256-CTR generator (`ring.Prg`) seeded by the caller, so a seed fixes every
+triple. Material kinds (each item is split into party 0's half and party 1's half):
+
+- ``beaver``: a, b uniform of the op's input shapes, c = op(a, b), all additively shared, for any
+  bilinear ring op (element-wise, matmul, conv, transposed conv).
+- ``square``: a uniform, c = a^2, additively shared.
+- ``and``: boolean triples on 64-bit words, a, b uniform, c = a & b, XOR-shared.
+- ``dabit``: a uniform bit r, XOR-shared (uint8) and additively shared (uint64).
+
+The parties ask in protocol order; item k goes to both parties' k-th request, which must name the same
+material (else ProtocolError: the parties are out of step). ``precompute(plan)`` runs the offline phase
+ahead of time from the plan recorded by an earlier run, so that online timings exclude it. Offline cost
+(seconds, bytes each party would receive) is counted in ``stats``; a deployment could send party 0
+only a PRG seed instead of its half (not done here, so the bytes are an upper bound).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from egan_jax.errors import EganError
+from egan_jax.mpc import ring
+from egan_jax.mpc.ring import Bilinear, Prg
+
+MaterialKey = tuple
+
+
+class ProtocolError(EganError):
+    """The two parties' protocol calls do not match (different material requested or wrong shapes)."""
+
+
+@dataclass
+class DealerStats:
+    seconds: float = 0.0
+    items: int = 0
+    bytes_to_party: list[int] = field(default_factory=lambda: [0, 0])
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {
+            "seconds": self.seconds,
+            "items": self.items,
+            "bytes_to_party": list(self.bytes_to_party),
+            "by_kind": dict(self.by_kind),
+        }
+
+
+def _xor_share(x: np.ndarray, prg: Prg) -> tuple[np.ndarray, np.ndarray]:
+    x0 = prg.ring(x.shape) if x.dtype == np.uint64 else prg.bits(x.shape)
+    return x0, x ^ x0
+
+
+class Dealer:
+    """Generates and hands out correlated randomness; thread-safe for the two party threads."""
+
+    def __init__(self, seed: bytes | int | None = None):
+        self._prg = Prg(seed, domain=b"dealer")
+        self._lock = threading.Lock()
+        self._items: list[list] = []
+        self._next = [0, 0]
+        self.plan: list[MaterialKey] = []
+        self.stats = DealerStats()
+
+    def __repr__(self) -> str:
+        return f"Dealer(items={self.stats.items}, <secret seed>)"
+
+    def endpoint(self, party_id: int) -> DealerEndpoint:
+        return DealerEndpoint(self, party_id)
+
+    def precompute(self, plan: list[MaterialKey]) -> None:
+        """Offline phase: generate the material for ``plan`` (a previous run's ``dealer.plan``)."""
+        with self._lock:
+            for key in plan:
+                self._items.append(self._generate(key))
+
+    def request(self, party_id: int, key: MaterialKey) -> tuple[np.ndarray, ...]:
+        with self._lock:
+            k = self._next[party_id]
+            self._next[party_id] += 1
+            if k == len(self._items):
+                self._items.append(self._generate(key))
+            item = self._items[k]
+            if item[0] != key:
+                raise ProtocolError(
+                    f"party {party_id} asked the dealer for {key[0]} {key[1:]} as item {k}, but "
+                    f"that item is {item[0][0]} {item[0][1:]}: the parties' protocol calls differ"
+                )
+            half, item[1 + party_id] = item[1 + party_id], None
+            return half
+
+    def _generate(self, key: MaterialKey) -> list:
+        start = time.perf_counter()
+        kind = key[0]
+        prg = self._prg
+        if kind == "beaver":
+            op, x_shape, y_shape = key[1:]
+            a, b = prg.ring(x_shape), prg.ring(y_shape)
+            c = op(a, b)
+            (a0, a1), (b0, b1), (c0, c1) = (ring.share(v, prg) for v in (a, b, c))
+            halves = (a0, b0, c0), (a1, b1, c1)
+        elif kind == "square":
+            a = prg.ring(key[1])
+            (a0, a1), (c0, c1) = ring.share(a, prg), ring.share(a * a, prg)
+            halves = (a0, c0), (a1, c1)
+        elif kind == "and":
+            a, b = prg.ring(key[1]), prg.ring(key[1])
+            (a0, a1), (b0, b1), (c0, c1) = (_xor_share(v, prg) for v in (a, b, a & b))
+            halves = (a0, b0, c0), (a1, b1, c1)
+        elif kind == "dabit":
+            r = prg.bits(key[1])
+            (rb0, rb1), (ra0, ra1) = _xor_share(r, prg), ring.share(r.astype(np.uint64), prg)
+            halves = (rb0, ra0), (rb1, ra1)
+        else:
+            raise ProtocolError(f"unknown dealer material {kind!r}")
+        st = self.stats
+        st.seconds += time.perf_counter() - start
+        st.items += 1
+        st.by_kind[kind] = st.by_kind.get(kind, 0) + 1
+        for p in (0, 1):
+            st.bytes_to_party[p] += sum(int(v.nbytes) for v in halves[p])
+        self.plan.append(key)
+        return [key, halves[0], halves[1]]
+
+
+class DealerEndpoint:
+    """One party's access to the dealer: it only ever receives its own half of each item."""
+
+    def __init__(self, dealer: Dealer, party_id: int):
+        self._dealer, self.party_id = dealer, party_id
+
+    def beaver(self, op: Bilinear, x_shape, y_shape) -> tuple[np.ndarray, ...]:
+        """(a_i, b_i, c_i): this party's shares of a Beaver triple for ``op``."""
+        return self._dealer.request(self.party_id, ("beaver", op, tuple(x_shape), tuple(y_shape)))
+
+    def square(self, shape) -> tuple[np.ndarray, ...]:
+        """(a_i, c_i) with c = a^2."""
+        return self._dealer.request(self.party_id, ("square", tuple(shape)))
+
+    def and_triple(self, shape) -> tuple[np.ndarray, ...]:
+        """(a_i, b_i, c_i) XOR shares of 64-bit words with c = a & b."""
+        return self._dealer.request(self.party_id, ("and", tuple(shape)))
+
+    def dabit(self, shape) -> tuple[np.ndarray, ...]:
+        """(r_bool_i uint8, r_arith_i uint64): a random bit shared both ways."""
+        return self._dealer.request(self.party_id, ("dabit", tuple(shape)))

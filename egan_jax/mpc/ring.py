@@ -1,0 +1,277 @@
+"""Fixed-point numbers in the ring Z_2^64, additive secret shares, and local share arithmetic.
+
+A real value v is stored as the integer round(v · 2^f) mod 2^64 (f = ``frac_bits``, default 16) in a
+numpy ``uint64`` array; uint64 arithmetic wraps, which is exactly arithmetic mod 2^64. Negative values
+are the two's complement (decode reads the word as int64). A secret x is split into x0 (uniform) and
+x1 = x - x0; each share alone is a uniform ring element and says nothing about x.
+
+Element-wise ring arithmetic is numpy (no dispatch cost, and no global state). The bilinear ring ops
+(matmul, conv, transposed conv) are jitted JAX run inside ``jax.enable_x64(True)``, a thread-local
+context: the rest of the process keeps JAX's default 32-bit types.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from jax import lax
+
+from egan_jax.errors import ConfigError, ShapeError
+
+FRAC_BITS = 16
+RING_BITS = 64
+_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+Padding = str | tuple[tuple[int, int], tuple[int, int]]
+
+
+class Prg:
+    """AES-256-CTR keystream as a deterministic cryptographic generator of ring elements and bits.
+
+    The key is SHA-256 of ``domain`` and the seed (bytes or int), so one seed gives independent streams
+    for different domains (dealer, data owner); ``seed=None`` draws a fresh 32-byte seed from the OS.
+    The seed is never stored or printed.
+    """
+
+    def __init__(self, seed: bytes | int | None = None, *, domain: bytes = b""):
+        if seed is None:
+            seed = os.urandom(32)
+        if isinstance(seed, int):
+            if seed < 0:
+                raise ConfigError(f"a PRG seed must be a non-negative int, got {seed}; pass >= 0")
+            seed = seed.to_bytes((seed.bit_length() + 8) // 8, "big")
+        if not isinstance(seed, bytes | bytearray):
+            raise ConfigError(f"a PRG seed must be bytes, int or None, got {type(seed).__name__}")
+        material = b"egan-mpc-prg-v1|" + len(domain).to_bytes(2, "big") + domain + bytes(seed)
+        key = hashlib.sha256(material).digest()
+        self._stream = Cipher(algorithms.AES(key), modes.CTR(b"\x00" * 16)).encryptor()
+
+    def __repr__(self) -> str:
+        return "Prg(<secret seed>)"
+
+    def random_bytes(self, n: int) -> bytes:
+        return self._stream.update(b"\x00" * n)
+
+    def ring(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform elements of Z_2^64 (uint64)."""
+        n = int(np.prod(shape, dtype=np.int64))
+        return np.frombuffer(self.random_bytes(8 * n), dtype=np.uint64).reshape(shape)
+
+    def bits(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Uniform bits as uint8 in {0, 1}."""
+        n = int(np.prod(shape, dtype=np.int64))
+        return (np.frombuffer(self.random_bytes(n), dtype=np.uint8) & 1).reshape(shape)
+
+
+def encode(x, frac_bits: int = FRAC_BITS) -> np.ndarray:
+    """Real values -> fixed-point ring elements round(x · 2^frac_bits) mod 2^64 (uint64).
+
+    Raises ShapeError for non-finite values or |x| >= 2^(62 - frac_bits), the range where products of
+    two shares could no longer be truncated.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    limit = 2.0 ** (62 - frac_bits)
+    if not np.all(np.isfinite(x)) or np.any(np.abs(x) >= limit):
+        raise ShapeError(
+            f"fixed-point encode needs finite values with |x| < 2^{62 - frac_bits} = {limit:g}; "
+            "scale the data down or use fewer fractional bits"
+        )
+    return np.round(x * 2.0**frac_bits).astype(np.int64).view(np.uint64)
+
+
+def decode(x: np.ndarray, frac_bits: int = FRAC_BITS) -> np.ndarray:
+    """Fixed-point ring elements -> float64 (two's complement, divided by 2^frac_bits)."""
+    return np.asarray(x, dtype=np.uint64).view(np.int64).astype(np.float64) / 2.0**frac_bits
+
+
+def as_ring(x) -> np.ndarray:
+    """Integers (any int dtype, possibly negative) -> uint64 ring elements, wrapping mod 2^64."""
+    x = np.asarray(x)
+    if x.dtype == np.uint64:
+        return x
+    if not np.issubdtype(x.dtype, np.integer) and x.dtype != np.bool_:
+        raise ShapeError(f"ring elements must be integers, got dtype {x.dtype}; use encode() first")
+    return x.astype(np.int64).view(np.uint64)
+
+
+def share(x: np.ndarray, prg: Prg) -> tuple[np.ndarray, np.ndarray]:
+    """Split ring elements x into (x0, x1) with x0 uniform and x0 + x1 = x mod 2^64."""
+    x = as_ring(x)
+    x0 = prg.ring(x.shape)
+    return x0, x - x0
+
+
+def reconstruct(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
+    return as_ring(x0) + as_ring(x1)
+
+
+def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return x + y
+
+
+def sub(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return x - y
+
+
+def neg(x: np.ndarray) -> np.ndarray:
+    return np.zeros_like(x) - x
+
+
+def mul_int(x: np.ndarray, k) -> np.ndarray:
+    """Share times a public integer (array or scalar), mod 2^64; no rescaling."""
+    return x * as_ring(k)
+
+
+def add_public(x: np.ndarray, c: np.ndarray, party_id: int) -> np.ndarray:
+    """Add a public ring value to a shared one: only party 0 adds it."""
+    return x + as_ring(c) if party_id == 0 else x + np.zeros_like(as_ring(c))
+
+
+def truncate(x: np.ndarray, party_id: int, bits: int = FRAC_BITS) -> np.ndarray:
+    """SecureML local truncation of a share by ``bits`` (divide by 2^bits), no communication.
+
+    Party 0 shifts its share arithmetically; party 1 shifts the negation and negates back. The
+    reconstructed result is floor(x / 2^bits) or one more, except with probability |x| / 2^64 (over
+    the share's randomness), when the two signed shares overflow and the result is off by ±2^(64-bits).
+    For a product of two values with real magnitudes below 2^8 at 16 fractional bits (|x| < 2^48) that
+    is below 2^-16 per element; for magnitudes near 1 it is about 2^-32 (Mohassel & Zhang, SecureML,
+    S&P 2017, Thm. 1).
+    """
+    if party_id == 0:
+        return (x.view(np.int64) >> np.int64(bits)).view(np.uint64)
+    minus = neg(x).view(np.int64) >> np.int64(bits)
+    return neg(minus.view(np.uint64))
+
+
+# ---- bilinear ring ops: jitted JAX under x64 -------------------------------------------------
+
+
+@partial(jax.jit, static_argnames=("stride", "padding"))
+def _conv2d_jax(x, w, stride, padding):
+    return lax.conv_general_dilated(x, w, stride, padding, dimension_numbers=_DIMENSION_NUMBERS)
+
+
+@partial(jax.jit, static_argnames=("stride", "padding", "out_hw"))
+def _conv_transpose2d_jax(x, w, stride, padding, out_hw):
+    kh, kw = w.shape[0], w.shape[1]
+    pads = []
+    for axis, (k, s, (lo, hi)) in enumerate(zip((kh, kw), stride, padding, strict=True)):
+        extra = out_hw[axis] - ((x.shape[1 + axis] - 1) * s + k - lo - hi)
+        pads.append((k - 1 - lo, k - 1 - hi + extra))
+    flipped = jnp.swapaxes(w[::-1, ::-1], 2, 3)
+    return lax.conv_general_dilated(
+        x, flipped, (1, 1), pads, lhs_dilation=stride, dimension_numbers=_DIMENSION_NUMBERS
+    )
+
+
+_matmul_jax = jax.jit(jnp.matmul)
+
+
+def _run_x64(fn, *args, **kwargs) -> np.ndarray:
+    with jax.enable_x64(True):
+        return np.asarray(fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **kwargs))
+
+
+def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ring matrix product (last axis of x with second-to-last of y), mod 2^64."""
+    return _run_x64(_matmul_jax, x, y)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
+
+
+def _padding(padding) -> Padding:
+    if isinstance(padding, str):
+        if padding not in ("SAME", "VALID"):
+            raise ConfigError(
+                f"padding must be 'SAME', 'VALID' or ((lo, hi), (lo, hi)), got {padding!r}"
+            )
+        return padding
+    return tuple(_pair(p) for p in padding)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), padding: Padding = "SAME") -> np.ndarray:
+    """Ring convolution, NHWC input, HWIO kernel (same semantics as lax.conv_general_dilated)."""
+    if x.ndim != 4 or w.ndim != 4 or x.shape[3] != w.shape[2]:
+        raise ShapeError(
+            f"conv2d needs x [N,H,W,C] and w [KH,KW,C,O] with matching C, got {x.shape} and {w.shape}"
+        )
+    return _run_x64(_conv2d_jax, x, w, stride=_pair(stride), padding=_padding(padding))
+
+
+def conv_transpose_output_hw(x_hw, kernel_hw, stride, padding) -> tuple[int, int]:
+    """Default output size of `conv_transpose2d`: the input size of the conv it transposes, minimal."""
+    return tuple(
+        (h - 1) * s + k - lo - hi
+        for h, k, s, (lo, hi) in zip(x_hw, kernel_hw, _pair(stride), padding, strict=True)
+    )
+
+
+def conv_transpose2d(
+    x: np.ndarray, w: np.ndarray, *, stride=(2, 2), padding=((1, 1), (1, 1)), out_hw=None
+) -> np.ndarray:
+    """Ring transposed convolution: the adjoint of ``conv2d(u, w, stride, padding)`` in u.
+
+    x: [N, H, W, I]; w: [KH, KW, O, I] (the HWIO kernel of the strided conv whose output has I
+    channels); result [N, H', W', O] with (H', W') = ``out_hw`` or the minimal size ((H-1)·s + k - lo
+    - hi; 2H for kernel 4, stride 2, padding 1). This is the engine's learned ×2 up-sampler (the VJP
+    of a strided conv). Padding must be explicit ((lo, hi), (lo, hi)).
+    """
+    if x.ndim != 4 or w.ndim != 4 or x.shape[3] != w.shape[3]:
+        raise ShapeError(
+            f"conv_transpose2d needs x [N,H,W,I] and w [KH,KW,O,I], got {x.shape} and {w.shape}"
+        )
+    if isinstance(padding, str):
+        raise ConfigError(
+            "conv_transpose2d needs explicit padding ((lo, hi), (lo, hi)), not a string"
+        )
+    padding = _padding(padding)
+    if out_hw is None:
+        out_hw = conv_transpose_output_hw(x.shape[1:3], w.shape[:2], stride, padding)
+    return _run_x64(
+        _conv_transpose2d_jax,
+        x,
+        w,
+        stride=_pair(stride),
+        padding=padding,
+        out_hw=tuple(int(v) for v in out_hw),
+    )
+
+
+@dataclass(frozen=True)
+class Bilinear:
+    """A bilinear ring op op(x, y): the shape of a Beaver triple (a, b, op(a, b)).
+
+    kind: "mul" (element-wise, numpy broadcasting), "matmul", "conv2d" or "conv_transpose2d";
+    stride, padding and out_hw apply to the convolutions.
+    """
+
+    kind: str
+    stride: tuple[int, int] = (1, 1)
+    padding: Padding = "SAME"
+    out_hw: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.kind not in _BILINEAR:
+            raise ConfigError(f"unknown bilinear op {self.kind!r}; use one of {sorted(_BILINEAR)}")
+
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _BILINEAR[self.kind](self, x, y)
+
+
+_BILINEAR = {
+    "mul": lambda op, x, y: x * y,
+    "matmul": lambda op, x, y: matmul(x, y),
+    "conv2d": lambda op, x, y: conv2d(x, y, stride=op.stride, padding=op.padding),
+    "conv_transpose2d": lambda op, x, y: conv_transpose2d(
+        x, y, stride=op.stride, padding=op.padding, out_hw=op.out_hw
+    ),
+}
