@@ -62,11 +62,11 @@ def fit_piecewise(
     if degree < 1 or degree > 5:
         raise ConfigError(f"piecewise degree must be in [1, 5], got {degree}")
     bps = tuple(float(b) for b in breakpoints)
-    if len(bps) < 2 or any(a >= b for a, b in zip(bps[:-1], bps[1:])):
+    if len(bps) < 2 or any(a >= b for a, b in zip(bps[:-1], bps[1:], strict=True)):
         raise ConfigError(f"breakpoints must be increasing, at least two; got {bps}")
     nodes = np.cos(np.linspace(0.0, np.pi, 1025))
     centers, scales, coefs = [], [], []
-    for a, b in zip(bps[:-1], bps[1:]):
+    for a, b in zip(bps[:-1], bps[1:], strict=True):
         center = (a + b) / 2
         q = float(ring.decode(ring.encode(2.0 / (b - a), frac_bits), frac_bits))
         x = center + (b - a) / 2 * nodes

@@ -127,7 +127,9 @@ def run_two_party(
     delta = DealerStats(
         seconds=after.seconds - before.seconds,
         items=after.items - before.items,
-        bytes_to_party=[a - b for a, b in zip(after.bytes_to_party, before.bytes_to_party)],
+        bytes_to_party=[
+            a - b for a, b in zip(after.bytes_to_party, before.bytes_to_party, strict=True)
+        ],
         by_kind={k: v - before.by_kind.get(k, 0) for k, v in after.by_kind.items()},
     )
     return TwoPartyRun(
