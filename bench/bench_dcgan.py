@@ -1,0 +1,192 @@
+"""DCGAN train step (G + D update, hinge loss, Adam 2e-4 β (0.5, 0.999)), side by side:
+
+- JAX with `Upsample2x` (the custom-VJP ×2 up-sampler, egan_jax's default),
+- JAX with stock `nnx.ConvTranspose` (same network otherwise),
+- PyTorch 2.13 CPU, the same network, as a subprocess in bench/.venv-torch (bench/torch_dcgan.py).
+
+Batch 64, width 64, 32 px, 3 channels by default. Timing is min-of-N after warm-up; the three are
+measured in interleaved rounds so that background load hits them alike. Writes
+bench/results/dcgan_step.json. Run: `.venv/bin/python -m bench.bench_dcgan [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from bench.common import time_min, write_result
+from egan_jax import losses
+from egan_jax.models import Discriminator, Generator
+
+TORCH_PYTHON = Path(__file__).resolve().parent / ".venv-torch" / "bin" / "python"
+TORCH_SCRIPT = Path(__file__).resolve().parent / "torch_dcgan.py"
+SETUP = (
+    "python3.11 -m venv bench/.venv-torch && bench/.venv-torch/bin/pip install torch==2.13.0 numpy"
+)
+
+
+def make_jax_step(
+    *, upsample: str, batch: int, width: int, image_size: int, channels: int, latent_dim: int = 128
+):
+    """Models, optimisers, a fixed real batch and a jitted step `() -> losses` (blocks on result)."""
+    rngs = nnx.Rngs(0)
+    sizes = dict(image_size=image_size, channels=channels, width=width)
+    generator = Generator(latent_dim=latent_dim, upsample=upsample, rngs=rngs, **sizes)
+    discriminator = Discriminator(rngs=rngs, **sizes)
+    adam = optax.adam(2e-4, b1=0.5, b2=0.999)
+    opt_g = nnx.Optimizer(generator, adam, wrt=nnx.Param)
+    opt_d = nnx.Optimizer(discriminator, adam, wrt=nnx.Param)
+    real = jax.random.uniform(
+        jax.random.key(1), (batch, image_size, image_size, channels), minval=-1.0, maxval=1.0
+    )
+
+    @nnx.jit
+    def train_step(generator, discriminator, opt_g, opt_d, real, key):
+        key_d, key_g = jax.random.split(key)
+        n = real.shape[0]
+        fake = jax.lax.stop_gradient(generator(jax.random.normal(key_d, (n, latent_dim))))
+
+        def d_loss(discriminator):
+            logits = discriminator(jnp.concatenate([real, fake]))
+            return jnp.mean(losses.hinge_discriminator(logits[:n], logits[n:]))
+
+        loss_d, grads_d = nnx.value_and_grad(d_loss)(discriminator)
+        opt_d.update(discriminator, grads_d)
+
+        def g_loss(generator, discriminator):
+            # discriminator is an argument, not a closure: its power iteration updates `u`.
+            fake = generator(jax.random.normal(key_g, (n, latent_dim)))
+            return jnp.mean(losses.hinge_generator(discriminator(fake)))
+
+        loss_g, grads_g = nnx.value_and_grad(g_loss)(generator, discriminator)
+        opt_g.update(generator, grads_g)
+        return loss_d, loss_g
+
+    keys = iter(jax.random.split(jax.random.key(2), 100_000))
+
+    def step():
+        return jax.block_until_ready(
+            train_step(generator, discriminator, opt_g, opt_d, real, next(keys))
+        )
+
+    return step
+
+
+def run_torch(
+    *, batch: int, width: int, image_size: int, channels: int, repeats: int, warmup: int
+) -> dict:
+    if not TORCH_PYTHON.exists():
+        raise RuntimeError(f"PyTorch venv missing: {SETUP}")
+    command = [
+        str(TORCH_PYTHON),
+        str(TORCH_SCRIPT),
+        "--batch",
+        str(batch),
+        "--width",
+        str(width),
+        "--image-size",
+        str(image_size),
+        "--channels",
+        str(channels),
+        "--repeats",
+        str(repeats),
+        "--warmup",
+        str(warmup),
+    ]
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def run(
+    quick: bool = False,
+    *,
+    batch: int = 64,
+    width: int = 64,
+    image_size: int = 32,
+    channels: int = 3,
+) -> dict:
+    rounds, repeats, warmup = (1, 3, 1) if quick else (3, 5, 1)
+    shape = dict(batch=batch, width=width, image_size=image_size, channels=channels)
+    steps = {name: make_jax_step(upsample=name, **shape) for name in ("vjp", "conv_transpose")}
+    best = {
+        "jax_upsample2x": float("inf"),
+        "jax_conv_transpose": float("inf"),
+        "torch": float("inf"),
+    }
+    torch_info = {}
+    for _ in range(rounds):  # interleaved, so background load hits all three alike
+        best["jax_upsample2x"] = min(
+            best["jax_upsample2x"], time_min(steps["vjp"], repeats=repeats, warmup=warmup)
+        )
+        best["jax_conv_transpose"] = min(
+            best["jax_conv_transpose"],
+            time_min(steps["conv_transpose"], repeats=repeats, warmup=warmup),
+        )
+        torch_info = run_torch(**shape, repeats=repeats, warmup=warmup + 1)
+        best["torch"] = min(best["torch"], torch_info["step_s"])
+    steps_per_s = {name: 1.0 / seconds for name, seconds in best.items()}
+    summary = {
+        "step_s": best,
+        "steps_per_s": steps_per_s,
+        "ratio_jax_upsample2x_over_torch": steps_per_s["jax_upsample2x"] / steps_per_s["torch"],
+        "ratio_jax_conv_transpose_over_torch": (
+            steps_per_s["jax_conv_transpose"] / steps_per_s["torch"]
+        ),
+        "ratio_upsample2x_over_conv_transpose": (
+            steps_per_s["jax_upsample2x"] / steps_per_s["jax_conv_transpose"]
+        ),
+        "target_jax_over_torch": 1.2,
+    }
+    result = {
+        "benchmark": "dcgan_step",
+        "config": {
+            **shape,
+            "latent_dim": 128,
+            "loss": "hinge",
+            "adam": [2e-4, 0.5, 0.999],
+            "rounds": rounds,
+            "repeats": repeats,
+            "warmup": warmup,
+            "timing": "min",
+        },
+        "torch": {"version": torch_info.get("torch"), "threads": torch_info.get("threads")},
+        "load_average_at_end": os.getloadavg(),
+        "summary": summary,
+    }
+    path = write_result("dcgan_step", result)
+    result["path"] = str(path)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    result = run(quick=args.quick)
+    summary = result["summary"]
+    for name, seconds in summary["step_s"].items():
+        print(f"{name:20s} {seconds * 1e3:8.1f} ms/step  {1 / seconds:6.2f} steps/s")
+    print(
+        f"JAX Upsample2x / PyTorch steps/s:     {summary['ratio_jax_upsample2x_over_torch']:.2f}x"
+    )
+    print(
+        f"JAX ConvTranspose / PyTorch steps/s:  "
+        f"{summary['ratio_jax_conv_transpose_over_torch']:.2f}x"
+    )
+    print(
+        f"Upsample2x / ConvTranspose steps/s:   "
+        f"{summary['ratio_upsample2x_over_conv_transpose']:.2f}x"
+    )
+    print(f"wrote {result['path']}")
+
+
+if __name__ == "__main__":
+    main()
