@@ -148,6 +148,10 @@ def test_codebook_files_round_trip_and_validate(setup, tmp_path):
     other_book, other_secret = cb.build_codebook(owner, K, 1, 2, rng=random.Random(4))
     with pytest.raises(KeyMismatchError, match="codebook secret"):
         other_secret.check_matches(book)
+    entries = list(book.entries)
+    entries[7] = cslite.Ciphertext(entries[7].u, entries[7].v, entries[7].w, entries[8].e)
+    with pytest.raises(KeyMismatchError, match="ciphertext 7"):
+        cb.decrypt_codebook(Codebook(book.public_key, K, tuple(entries)), keys["user00"])
     stranger = cslite.keygen(TEST_GROUP_64, rng=random.Random(5)).base_key
     with pytest.raises(KeyMismatchError, match="use the key issued"):
         cb.decrypt_codebook(book, stranger)

@@ -213,3 +213,29 @@ def test_secrets_stay_out_of_repr_and_pickle(owner, users):
     for obj in (key, owner):
         with pytest.raises(TypeError, match="pickle"):
             pickle.dumps(obj)
+
+
+def test_batched_decryption_matches_and_names_bad_ciphertexts(owner, users):
+    rng = random.Random(23)
+    encryptor = cslite.Encryptor(owner.public_key)
+    cts = [encryptor.encrypt(owner.public_key.group.random_element(rng), rng=rng) for _ in range(8)]
+    cts += [encryptor.fake(owner, rng=rng) for _ in range(4)]
+    for key in users[:3]:
+        assert cslite.decrypt_many(key, cts) == [cslite.decrypt(key, ct) for ct in cts]
+    assert cslite.decrypt_many(users[0], []) == []
+    group = owner.public_key.group
+    bad = list(cts)
+    bad[5] = Ciphertext(bad[5].u, bad[5].v, bad[5].w, group.mul(bad[5].e, 4))
+    with pytest.raises(KeyMismatchError, match="ciphertext 5: ciphertext rejected"):
+        cslite.decrypt_many(users[0], bad)
+    bad[5] = Ciphertext(bad[5].u, group.p - bad[5].v, bad[5].w, bad[5].e)
+    with pytest.raises(ShapeError, match="ciphertext 5 part v"):
+        cslite.decrypt_many(users[0], bad)
+    # two errors that would cancel in an unweighted product are still caught: e_1 * z, e_2 / z
+    z = group.random_element(rng)
+    pair = [
+        Ciphertext(cts[1].u, cts[1].v, cts[1].w, group.mul(cts[1].e, z)),
+        Ciphertext(cts[2].u, cts[2].v, cts[2].w, group.div(cts[2].e, z)),
+    ]
+    with pytest.raises(KeyMismatchError, match="ciphertext 0"):
+        cslite.decrypt_many(users[0], pair)

@@ -215,8 +215,9 @@ def decrypt_codebook(codebook: Codebook, key: DecryptionKey) -> np.ndarray:
             f"key {key.fingerprint} belongs to public key {key.public_key.fingerprint}, but this "
             f"codebook was made for {codebook.public_key.fingerprint}; use the key issued for it"
         )
-    k = codebook.num_classes
-    return np.asarray([cslite.decrypt_class(key, ct, k) for ct in codebook.entries], np.int32)
+    group, k = codebook.public_key.group, codebook.num_classes
+    plaintexts = cslite.decrypt_many(key, codebook.entries)
+    return np.asarray([group.decode_class(m, k) for m in plaintexts], np.int32)
 
 
 def class_probabilities(

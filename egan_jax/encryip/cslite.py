@@ -37,14 +37,16 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from egan_jax.encryip.group import RFC3526_2048, FixedBase, Group, group_by_name
+from egan_jax.encryip.group import RFC3526_2048, FixedBase, Group, group_by_name, powmod
 from egan_jax.errors import KeyFileError, KeyMismatchError, ShapeError
 
 SCHEME_VERSION = 1
 PUBLIC_KEY_FORMAT = "egan_jax-encryip-public-key"
 CIPHERTEXT_FIELDS = ("u", "v", "w", "e")
+BATCH_CHECK_BITS = 64
 
 
 def _rng(rng: random.Random | None) -> random.Random:
@@ -393,3 +395,37 @@ def decrypt(key: DecryptionKey, ciphertext: Ciphertext) -> int:
 
 def decrypt_class(key: DecryptionKey, ciphertext: Ciphertext, num_classes: int) -> int:
     return key.public_key.group.decode_class(decrypt(key, ciphertext), num_classes)
+
+
+def decrypt_many(
+    key: DecryptionKey, ciphertexts: Sequence[Ciphertext], *, rng: random.Random | None = None
+) -> list[int]:
+    """Dec of many ciphertexts with one batched validity check (~2x faster than :func:`decrypt`).
+
+    Small-exponent batch test (Bellare, Garay, Rabin, EUROCRYPT 1998): for random 64-bit ``s_i``,
+    ``prod e_i^s_i = (prod u_i^s_i)^a (prod v_i^s_i)^b``. In a prime-order group (membership is
+    checked first) a batch with any invalid ciphertext passes with probability <= 2^-64; the ``s_i``
+    come from the CSPRNG unless ``rng`` is given. If the batch fails, every ciphertext is checked
+    alone and the first bad one is named.
+    """
+    group, rng = key.public_key.group, _rng(rng)
+    p = group.p
+    for i, ct in enumerate(ciphertexts):
+        for name in CIPHERTEXT_FIELDS:
+            group.check_member(getattr(ct, name), f"ciphertext {i} part {name}")
+    sum_u = sum_v = sum_e = 1
+    for ct in ciphertexts:
+        s = rng.randrange(1, 2**BATCH_CHECK_BITS)
+        sum_u = sum_u * powmod(ct.u, s, p) % p
+        sum_v = sum_v * powmod(ct.v, s, p) % p
+        sum_e = sum_e * powmod(ct.e, s, p) % p
+    if group.mul(group.exp(sum_u, key._a), group.exp(sum_v, key._b)) != sum_e:
+        for i, ct in enumerate(ciphertexts):
+            try:
+                decrypt(key, ct)
+            except KeyMismatchError as error:
+                raise KeyMismatchError(f"ciphertext {i}: {error}") from None
+    return [
+        group.div(ct.w, group.mul(group.exp(ct.u, key._x), group.exp(ct.v, key._y)))
+        for ct in ciphertexts
+    ]

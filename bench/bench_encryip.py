@@ -1,0 +1,106 @@
+"""EncryIP CS-lite costs in the RFC 3526 2048-bit group: Enc / Dec / Fake per second, codebook
+build and decryption times, and the owner's tracing preparation.
+
+Everything runs on the active big-integer backend (``gmpy2`` when installed, else Python's ``pow``);
+the result file is ``bench/results/encryip.json`` for the Python backend and
+``encryip_gmpy2.json`` for gmpy2, so the two can be compared. Plain and fixed-base (precomputed)
+encryption are timed side by side in one run. Timing: min of N after warm-up (bench/common.py).
+Run: `.venv/bin/python -m bench.bench_encryip [--quick]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+
+from bench.common import time_min, write_result
+from egan_jax.encryip import codebook, cslite
+from egan_jax.encryip.group import BACKEND, RFC3526_2048
+
+NUM_CLASSES = 10
+
+
+def _once(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def run(quick: bool = False) -> dict:
+    group, rng = RFC3526_2048, random.Random(0)
+    repeats = 3 if quick else 7
+    keygen_s, owner = _once(lambda: cslite.keygen(group, rng=rng))
+    pk = owner.public_key
+    user = cslite.issue_key(owner, rng=rng)
+    message = group.encode_class(3, NUM_CLASSES, rng)
+    honest = cslite.encrypt(pk, message, rng=rng)
+    table_s, encryptor = _once(lambda: cslite.Encryptor(pk))
+    base, exponent = group.random_element(rng), group.random_scalar(rng)
+    table = group.fixed_base(base)
+
+    times = {
+        "exp": time_min(lambda: group.exp(base, exponent), repeats=repeats),
+        "exp_fixed_base": time_min(lambda: table.exp(exponent), repeats=repeats),
+        "enc_plain": time_min(lambda: cslite.encrypt(pk, message, rng=rng), repeats=repeats),
+        "enc_precomputed": time_min(lambda: encryptor.encrypt(message, rng=rng), repeats=repeats),
+        "enc_class_precomputed": time_min(
+            lambda: encryptor.encrypt_class(3, NUM_CLASSES, rng=rng), repeats=repeats
+        ),
+        "fake_plain": time_min(lambda: cslite.fake(owner, rng=rng), repeats=repeats),
+        "fake_precomputed": time_min(lambda: encryptor.fake(owner, rng=rng), repeats=repeats),
+        "dec": time_min(lambda: cslite.decrypt(user, honest), repeats=repeats),
+        "membership_check": time_min(lambda: group.is_member(base), repeats=repeats),
+    }
+    result = {
+        "group": group.name,
+        "backend": BACKEND,
+        "keygen_s": keygen_s,
+        "encryptor_tables_s": table_s,
+        "seconds_per_op": times,
+        "ops_per_second": {name: 1.0 / seconds for name, seconds in times.items()},
+    }
+
+    builds = {}
+    for per_class in (10,) if quick else (10, 100):
+        seconds, (book, secret) = _once(
+            lambda per_class=per_class: codebook.build_codebook(
+                owner, NUM_CLASSES, per_class, rng=rng
+            )
+        )
+        builds[f"K{NUM_CLASSES}_m{per_class}"] = {"entries": book.size, "seconds": seconds}
+        if per_class == 10:
+            decrypt_s, _ = _once(lambda book=book: codebook.decrypt_codebook(book, user))
+            builds[f"K{NUM_CLASSES}_m{per_class}"]["decrypt_one_user_s"] = decrypt_s
+    result["codebook"] = builds
+
+    if not quick:
+        users = {f"user{i}": cslite.issue_key(owner, rng=rng) for i in range(20)}
+        seconds, (book, secret) = _once(
+            lambda: codebook.build_codebook(owner, NUM_CLASSES, 10, 32, rng=rng)
+        )
+        trace_s, _ = _once(lambda: codebook.fake_classes(owner, book, secret, users))
+        result["tracing"] = {
+            "codebook_K10_m10_F32_build_s": seconds,
+            "fake_classes_20_users_32_fakes_s": trace_s,
+        }
+
+    ops = result["ops_per_second"]
+    result["summary"] = {
+        "backend": BACKEND,
+        "enc_per_s": round(ops["enc_precomputed"], 1),
+        "enc_plain_per_s": round(ops["enc_plain"], 1),
+        "dec_per_s": round(ops["dec"], 1),
+        "fake_per_s": round(ops["fake_precomputed"], 1),
+        "fixed_base_speedup": round(times["exp"] / times["exp_fixed_base"], 2),
+        **{f"build_{name}_s": round(v["seconds"], 2) for name, v in builds.items()},
+    }
+    write_result("encryip" if BACKEND == "python" else f"encryip_{BACKEND}", result)
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    print(json.dumps(run(quick=parser.parse_args().quick)["summary"], indent=2))
