@@ -128,11 +128,13 @@ class ChannelStats:
 
 
 class Endpoint(ABC):
-    """One party's end of the channel. ``record=True`` keeps every received message (its view)."""
+    """One party's end of the channel. ``record=True`` keeps every received message (``transcript``,
+    the party's view besides its own shares and dealer material) and every sent one (``sent``)."""
 
     def __init__(self, *, record: bool = False):
         self.stats = ChannelStats()
         self.transcript: list[tuple[np.ndarray, ...]] | None = [] if record else None
+        self.sent: list[tuple[np.ndarray, ...]] | None = [] if record else None
         self._last = "none"
 
     @abstractmethod
@@ -147,6 +149,8 @@ class Endpoint(ABC):
     def send(self, *arrays: np.ndarray) -> None:
         frame = encode_message(arrays)
         self._send_frame(frame)
+        if self.sent is not None:
+            self.sent.append(tuple(np.array(a) for a in arrays))
         self.stats.bytes_sent += len(frame)
         self.stats.messages_sent += 1
         self._last = "send"

@@ -67,6 +67,7 @@ class TwoPartyRun:
     dealer: DealerStats
     seconds: float
     transcripts: tuple[list, list] | None = None
+    sent: tuple[list, list] | None = None
     extra: dict = field(default_factory=dict)
 
     def cost(self) -> dict:
@@ -93,7 +94,8 @@ def run_two_party(
 ) -> TwoPartyRun:
     """Run ``fn(party, *args_i)`` for parties 0 and 1 in two threads over an in-process channel.
 
-    ``record=True`` keeps each party's received messages (``transcripts``) for privacy checks. The
+    ``record=True`` keeps each party's received (``transcripts``) and sent (``sent``) messages for
+    privacy checks. The
     dealer's counters are read as deltas, so one dealer may serve several runs. An error in either
     party closes its channel end (the peer then fails too) and is re-raised here.
     """
@@ -138,6 +140,7 @@ def run_two_party(
         dealer=delta,
         seconds=seconds,
         transcripts=(ends[0].transcript, ends[1].transcript) if record else None,
+        sent=(ends[0].sent, ends[1].sent) if record else None,
     )
 
 
