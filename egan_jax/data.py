@@ -145,15 +145,19 @@ def load_tfds(
             f"tfds dataset {name!r} has no feature {image_key!r}; its features are "
             f"{sorted(first)}; pass image_key= one of them."
         )
-    images = np.stack([np.asarray(source[i][image_key]) for i in range(count)])
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.dtype != np.uint8 or images.ndim != 4:
-        raise DataError(
-            f"tfds feature {image_key!r} of {name!r} is {images.dtype} {images.shape[1:]}; "
-            "expected uint8 images [H, W, C]."
-        )
-    return _resize_and_convert(images, image_size, channels)
+    images = []
+    for i in range(count):
+        image = np.asarray(source[i][image_key])
+        image = image[..., None] if image.ndim == 2 else image
+        if image.dtype != np.uint8 or image.ndim != 3:
+            raise DataError(
+                f"tfds feature {image_key!r} of {name!r} is {image.dtype} {image.shape}; "
+                "expected uint8 images [H, W, C]."
+            )
+        images.append(image)
+    if len({image.shape for image in images}) > 1:  # e.g. DIV2K: resize one by one
+        images = [_resize_and_convert(im[None], image_size, channels)[0] for im in images]
+    return _resize_and_convert(np.stack(images), image_size, channels)
 
 
 LOADERS: dict[str, Loader] = {"digits": _load_digits}

@@ -125,3 +125,10 @@ def test_tfds_not_prepared_says_how_to_prepare(tmp_path):
     assert str(tmp_path) in str(info.value)
     with pytest.raises(DataError, match="no dataset named"):
         data.load_images("tfds:no_such_dataset_xyz", image_size=8, channels=1)
+
+
+def test_tfds_variable_size_images_are_resized_one_by_one():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=3):
+        hr = data.load_images("tfds:div2k/bicubic_x4", image_size=24, channels=3, image_key="hr")
+    assert hr.shape == (3, 24, 24, 3) and hr.dtype == np.uint8
