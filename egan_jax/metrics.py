@@ -274,7 +274,7 @@ class DigitsClassifier:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"params": nnx.to_pure_dict(nnx.state(self.model)), "metadata": self.metadata}
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")  # unique per writing process
         tmp.write_bytes(serialization.msgpack_serialize(jax.device_get(payload)))
         tmp.replace(path)  # atomic: a concurrent reader never sees half a file
 
