@@ -124,7 +124,8 @@ def check_array(x, *, what: str, dtypes: tuple[str, ...]):
             "first, e.g. x.astype(np.float32) for float images in [-1, 1]"
         )
     if jnp.issubdtype(dtype, jnp.floating) and not isinstance(x, jax.core.Tracer):
-        nan_count = int(np.isnan(np.asarray(x, dtype=np.float32)).sum())
+        # on the device for jax arrays: one scalar comes back, not the batch
+        nan_count = int(np.isnan(x).sum() if isinstance(x, np.ndarray) else jnp.isnan(x).sum())
         if nan_count:
             raise ShapeError(
                 f"{what}: input contains NaN ({nan_count} values); the transforms need finite "
