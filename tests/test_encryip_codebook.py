@@ -167,3 +167,31 @@ def test_small_codebook_in_the_rfc3526_group():
     assert all(np.array_equal(m[honest], secret.classes[honest]) for m in maps.values())
     expected = cb.fake_classes(owner, book, secret, users)
     assert all(np.array_equal(maps[u][secret.fake_indices], expected[u]) for u in users)
+
+
+def test_owner_to_user_to_trace_through_files(tmp_path):
+    """The whole flow through files: registry, user key files, codebook, secret, trace."""
+    from egan_jax.encryip.registry import Registry, load_user_key
+
+    rng = random.Random(40)
+    registry = Registry.create(tmp_path / "owner.json", group=TEST_GROUP_64, rng=rng)
+    for name in ("ann", "ben", "cat"):
+        registry.issue_user(name, tmp_path / f"{name}.key", rng=rng)
+    book, secret = cb.build_codebook(registry.owner, 4, 3, 24, rng=rng)
+    book.save(tmp_path / "codebook.json")
+    secret.save(tmp_path / "codebook.secret.json")
+    registry.revoke("ben")
+
+    # ben's pipeline: his key decrypts the shipped codebook; triggers come back as Fake classes
+    key, _ = load_user_key(tmp_path / "ben.key")
+    index_to_class = cb.decrypt_codebook(Codebook.load(tmp_path / "codebook.json"), key)
+    owner_secret = CodebookSecret.load(tmp_path / "codebook.secret.json")
+    answers = index_to_class[owner_secret.fake_indices]
+
+    owner = Registry.load(tmp_path / "owner.json")
+    expected = cb.fake_classes(
+        owner.owner, Codebook.load(tmp_path / "codebook.json"), owner_secret, owner.user_keys()
+    )
+    result = cb.trace(answers, expected, 4)
+    assert result.accused == "ben" and result.num_queries == 24
+    assert max(s for u, s in result.scores.items() if u != "ben") < result.threshold

@@ -298,7 +298,8 @@ def trace(
 
     ``observed`` int [F]: the classes the suspect pipeline returned for the triggers, in trigger
     order (-1 for no answer). ``expected``: :func:`fake_classes`. The chance that any user who is not
-    behind the pipeline reaches the threshold is at most ``false_accusation_rate``.
+    behind the pipeline reaches the threshold is at most ``false_accusation_rate``. The top scorer is
+    accused only if they reach the threshold alone (a tie at the top accuses nobody).
     """
     observed = np.asarray(observed)
     if observed.ndim != 1 or not expected:
