@@ -21,7 +21,7 @@ import re
 import stat
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from egan_jax.encryip import cslite
@@ -185,7 +185,7 @@ class Registry:
         users = []
         for record, key in self._users.values():
             secret = key.secret_record()
-            users.append({**record.__dict__, "secret": {"x": secret["x"], "y": secret["y"]}})
+            users.append({**asdict(record), "secret": {"x": secret["x"], "y": secret["y"]}})
         document = {
             "format": REGISTRY_FORMAT,
             "version": FILE_VERSION,
