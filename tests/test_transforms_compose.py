@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from egan_jax.errors import ConfigError, ShapeError
 from egan_jax.keys import SecretKey
-from egan_jax.transforms import STEPS, Pipeline, decimal_grid, pixel_grid
+from egan_jax.transforms import STEPS, LatentPipeline, Pipeline, decimal_grid, pixel_grid
 from egan_jax.transforms import reference as ref
 
 FIXED_KEY = SecretKey.from_bytes(bytes(range(32)))
@@ -151,3 +151,34 @@ def test_bad_images_raise_shape_errors():
         pipe.forward(np.full((1, 8, 8, 3), np.nan, np.float32))
     with pytest.raises(ConfigError, match="near_miss step 'channel' is not in"):
         pipe.near_miss(0, step="channel")
+
+
+def test_latent_pipeline_from_config_round_trips_and_moves_latents():
+    config = {"dim": 32, "steps": ["perm", "sign", "halfspace", "offset"], "margin": 1.5}
+    pipe = LatentPipeline.from_config(config, FIXED_KEY)
+    assert json.loads(json.dumps(pipe.config)) == {**config, "radius": 1.0}
+    z = np.random.default_rng(3).normal(size=(64, 32)).astype(np.float32)
+    y = np.asarray(pipe.forward(z))
+    np.testing.assert_allclose(np.asarray(pipe.inverse(y)), z, rtol=0, atol=1e-4)
+    halfspace = pipe.materials[2][1]
+    offset = pipe.materials[3][1].offset
+    assert ((y - offset) @ halfspace.direction > 1.5 - 1e-5).all()
+    other = np.asarray(LatentPipeline.from_config(config, FIXED_KEY.flip_bit(9)).forward(z))
+    assert np.abs(other - y).mean() > 0.5
+    near = np.asarray(pipe.near_miss(0, step="offset").forward(z))
+    assert np.count_nonzero(np.abs(near - y).max(axis=0) > 1e-6) == 1  # one coordinate's sign moved
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"dim": 8, "steps": ["shell"]}, r"unknown step 'shell'; valid: \['halfspace', 'offset', 'perm', 'sign'\]"),
+        ({"dim": 8, "steps": ["perm"], "block": 4}, r"unknown latent config field\(s\) \['block'\]"),
+        ({"dim": 0, "steps": ["perm"]}, r"field 'dim' must be a positive int"),
+        ({"dim": 8, "steps": ["offset"], "radius": -1}, r"field 'radius' must be a positive number"),
+        ({"steps": ["perm"]}, r"needs 'dim'"),
+    ],
+)  # fmt: skip
+def test_bad_latent_configs_raise(config, message):
+    with pytest.raises(ConfigError, match=message):
+        LatentPipeline.from_config(config, FIXED_KEY)

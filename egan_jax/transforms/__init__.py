@@ -3,7 +3,8 @@
 * ``block``: Kiya-style block transforms of images (pixel shuffling, negative/positive, FFX).
 * ``feature``: channel shuffling and feature-map permutation + sign flip.
 * ``latent``: latent-vector permutation, sign flip and key-region transforms (offset, half-space).
-* ``compose``: :class:`Pipeline` built from config data, fused into one gather + elementwise ops.
+* ``compose``: :class:`Pipeline` (images) and :class:`LatentPipeline` built from config data; the
+  image pipeline is fused into one gather + elementwise ops.
 * ``ff1``: FF1 (NIST SP 800-38G) and the FFX pixel tables.
 * ``reference``: plain numpy per-block implementations for tests and benchmarks.
 
@@ -24,7 +25,7 @@ from egan_jax.transforms.block import (
     pixel_grid,
 )
 from egan_jax.transforms.common import KeyMaterial, near_miss
-from egan_jax.transforms.compose import STEPS, Pipeline
+from egan_jax.transforms.compose import LATENT_STEPS, STEPS, LatentPipeline, Pipeline
 from egan_jax.transforms.feature import (
     ChannelShuffleMaterial,
     FeatureMaterial,
@@ -48,6 +49,7 @@ from egan_jax.transforms.latent import (
 )
 
 __all__ = [
+    "LATENT_STEPS",
     "STEPS",
     "BlockShuffleMaterial",
     "ChannelShuffleMaterial",
@@ -56,6 +58,7 @@ __all__ = [
     "KeyMaterial",
     "LatentHalfSpaceMaterial",
     "LatentOffsetMaterial",
+    "LatentPipeline",
     "LatentPermMaterial",
     "LatentSignMaterial",
     "NegPosMaterial",

@@ -27,7 +27,7 @@ import numpy as np
 
 from egan_jax.errors import ConfigError, ShapeError
 from egan_jax.keys import SecretKey
-from egan_jax.transforms import block, feature
+from egan_jax.transforms import block, feature, latent
 from egan_jax.transforms.common import KeyMaterial, check_images, near_miss
 
 
@@ -243,3 +243,116 @@ class Pipeline:
     def __repr__(self) -> str:
         cfg = self._config
         return f"Pipeline(steps={cfg['steps']}, block={cfg['block']}, fingerprint={self.fingerprint!r})"
+
+
+# --- latent pipelines ---------------------------------------------------------------------------
+LATENT_STEPS: dict[str, Step] = {
+    "perm": Step(
+        lambda key, cfg: latent.LatentPermMaterial.from_key(key, dim=cfg["dim"]),
+        "latent",
+        latent.latent_permute,
+        latent.latent_unpermute,
+    ),
+    "sign": Step(
+        lambda key, cfg: latent.LatentSignMaterial.from_key(key, dim=cfg["dim"]),
+        "latent",
+        latent.latent_sign_flip,
+        latent.latent_sign_flip,
+    ),
+    "offset": Step(
+        lambda key, cfg: latent.LatentOffsetMaterial.from_key(
+            key, dim=cfg["dim"], radius=cfg["radius"]
+        ),
+        "latent",
+        latent.latent_offset,
+        latent.latent_offset_inverse,
+    ),
+    "halfspace": Step(
+        lambda key, cfg: latent.LatentHalfSpaceMaterial.from_key(
+            key, dim=cfg["dim"], margin=cfg["margin"]
+        ),
+        "latent",
+        latent.latent_halfspace,
+        latent.latent_halfspace_inverse,
+    ),
+}
+LATENT_DEFAULTS = {"radius": 1.0, "margin": 2.0}
+LATENT_FIELDS = ("dim", "steps", "radius", "margin")
+
+
+def validate_latent_config(config: Mapping) -> dict:
+    """The latent config with defaults filled in; :class:`ConfigError` naming the bad field."""
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"a latent config must be a mapping with fields {LATENT_FIELDS}")
+    unknown = sorted(set(config) - set(LATENT_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"unknown latent config field(s) {unknown}; valid fields: {list(LATENT_FIELDS)}"
+        )
+    if "dim" not in config or "steps" not in config:
+        raise ConfigError("latent config needs 'dim' (latent size D) and 'steps' (list of names)")
+    cfg = {**LATENT_DEFAULTS, **config}
+    if isinstance(cfg["dim"], bool) or not isinstance(cfg["dim"], int) or cfg["dim"] < 1:
+        raise ConfigError(f"latent config field 'dim' must be a positive int, got {cfg['dim']!r}")
+    for name in ("radius", "margin"):
+        value = cfg[name]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+            raise ConfigError(
+                f"latent config field {name!r} must be a positive number, got {value!r}"
+            )
+        cfg[name] = float(value)
+    steps = cfg["steps"]
+    if isinstance(steps, str) or not isinstance(steps, list | tuple) or not steps:
+        raise ConfigError(f"latent config field 'steps' must be a non-empty list, got {steps!r}")
+    for step in steps:
+        if step not in LATENT_STEPS:
+            raise ConfigError(
+                f"latent config field 'steps' has unknown step {step!r}; valid: {sorted(LATENT_STEPS)}"
+            )
+    cfg["steps"] = list(steps)
+    return cfg
+
+
+class LatentPipeline:
+    """Keyed latent transforms from config, e.g. ``{"dim": 128, "steps": ["perm", "offset"]}``."""
+
+    def __init__(self, config: Mapping, materials, fingerprint: str):
+        self._config = validate_latent_config(config)
+        self.materials = tuple(materials)
+        self.fingerprint = fingerprint
+
+    @classmethod
+    def from_config(cls, config: Mapping, key: SecretKey) -> LatentPipeline:
+        cfg = validate_latent_config(config)
+        materials = tuple((name, LATENT_STEPS[name].make(key, cfg)) for name in cfg["steps"])
+        return cls(cfg, materials, key.fingerprint)
+
+    @property
+    def config(self) -> dict:
+        return {**self._config, "steps": list(self._config["steps"])}
+
+    def forward(self, z: jax.Array) -> jax.Array:
+        """Apply the steps in order to latents ``[N, D]`` float32."""
+        for name, material in self.materials:
+            z = LATENT_STEPS[name].forward(material, z)
+        return z
+
+    def inverse(self, y: jax.Array) -> jax.Array:
+        for name, material in reversed(self.materials):
+            y = LATENT_STEPS[name].inverse(material, y)
+        return y
+
+    def near_miss(self, rng_seed: int, step: str | None = None) -> LatentPipeline:
+        """This pipeline with one step's material changed minimally (default: the first step)."""
+        names = [name for name, _ in self.materials]
+        target = names[0] if step is None else step
+        if target not in names:
+            raise ConfigError(f"near_miss step {target!r} is not in this pipeline's steps {names}")
+        materials = tuple(
+            (name, near_miss(m, rng_seed) if name == target else m) for name, m in self.materials
+        )
+        return LatentPipeline(self._config, materials, self.fingerprint + "~near")
+
+    def __repr__(self) -> str:
+        cfg = self._config
+        return f"LatentPipeline(steps={cfg['steps']}, dim={cfg['dim']}, fingerprint={self.fingerprint!r})"
