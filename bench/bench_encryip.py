@@ -28,6 +28,32 @@ def _once(fn):
     return time.perf_counter() - start, value
 
 
+def _class_head_cost(repeats: int, batch: int = 256, size: int = 1032) -> dict:
+    """The read-out alone, jitted: softmax over K logits (plain model) against
+    :func:`codebook.class_probabilities` over N = 1032 (K=10, m=100, 32 Fakes) logits. The N-way
+    last layer itself belongs to the model and is measured with it (learning part)."""
+    import functools
+
+    import jax
+    import jax.numpy as jnp
+
+    logits_k = jax.random.normal(jax.random.key(0), (batch, NUM_CLASSES))
+    logits_n = jax.random.normal(jax.random.key(1), (batch, size))
+    index_to_class = jnp.arange(size, dtype=jnp.int32) % NUM_CLASSES
+    plain = jax.jit(lambda x: jax.nn.softmax(x, axis=-1))
+    protected = jax.jit(functools.partial(codebook.class_probabilities, num_classes=NUM_CLASSES))
+    plain_s = time_min(lambda: plain(logits_k).block_until_ready(), repeats=repeats * 3)
+    protected_s = time_min(
+        lambda: protected(logits_n, index_to_class).block_until_ready(), repeats=repeats * 3
+    )
+    return {
+        "batch": batch,
+        "codebook_size": size,
+        "plain_softmax_s": plain_s,
+        "class_probabilities_s": protected_s,
+    }
+
+
 def run(quick: bool = False) -> dict:
     group, rng = RFC3526_2048, random.Random(0)
     repeats = 3 if quick else 7
@@ -85,6 +111,8 @@ def run(quick: bool = False) -> dict:
             "codebook_K10_m10_F32_build_s": seconds,
             "fake_classes_20_users_32_fakes_s": trace_s,
         }
+
+    result["class_head"] = _class_head_cost(repeats)
 
     ops = result["ops_per_second"]
     result["summary"] = {
