@@ -1,4 +1,4 @@
-"""A keyed image-transform pipeline built from config data.
+"""Keyed transform pipelines (images, latents) built from config data.
 
 >>> pipe = Pipeline.from_config({"block": 4, "steps": ["shuffle", "np", "ffx"]}, key)
 >>> y = pipe.forward(x)          # [N, H, W, C] float32 in [-1, 1] (or uint8)
@@ -14,6 +14,10 @@ host into one full-image index map, the per-position operations (negative/positi
 re-indexed to output positions, so a forward pass is one gather plus elementwise work, compiled once
 per image shape with the material as constants. It computes exactly what applying the steps one by
 one does (tests check bit equality).
+
+:class:`LatentPipeline` does the same for latent vectors ``[N, D]`` from
+``{"dim": D, "steps": [...], "radius": r, "margin": m}`` with steps from :data:`LATENT_STEPS`
+(``perm``, ``sign``, ``offset``, ``halfspace``; ``latent.py`` explains why regions are needed).
 """
 
 from __future__ import annotations
