@@ -121,7 +121,7 @@ def check_array(x, *, what: str, dtypes: tuple[str, ...]):
     if dtype.name not in dtypes:
         raise ShapeError(
             f"{what}: dtype {dtype.name} is not supported; accepted: {', '.join(dtypes)}. Convert "
-            "first, e.g. x.astype(np.float32) for float images in [-1, 1]"
+            "first, e.g. (x / 127.5 - 1).astype(np.float32) for 8-bit values as floats in [-1, 1]"
         )
     if jnp.issubdtype(dtype, jnp.floating) and not isinstance(x, jax.core.Tracer):
         # on the device for jax arrays: one scalar comes back, not the batch
@@ -144,11 +144,13 @@ def check_images(x, *, block_size: int, channels: int, what: str, dtypes: tuple[
         )
     _, height, width, chans = x.shape
     if height % block_size or width % block_size:
+        m = block_size
+        fix = f"pad to {-(-height // m) * m}×{-(-width // m) * m}"
+        if height >= m and width >= m:
+            fix += f" or crop to {height // m * m}×{width // m * m}"
         raise ShapeError(
             f"{what}: image shape {tuple(x.shape)} has H={height}, W={width}, not both divisible by "
-            f"the block size M={block_size}. Crop or pad to "
-            f"{height // block_size * block_size}×{width // block_size * block_size} "
-            f"(multiples of {block_size}) or use {BLOCK_SIZES_HINT}"
+            f"the block size M={m}. {fix.capitalize()} (multiples of {m}), or use {BLOCK_SIZES_HINT}"
         )
     if chans != channels:
         raise ShapeError(
