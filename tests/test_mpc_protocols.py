@@ -227,9 +227,14 @@ def test_byte_and_round_counters_follow_the_frame_layout():
         assert (stats.bytes_sent, stats.bytes_received, stats.rounds) == (mul_frame, mul_frame, 1)
     assert run.dealer.bytes_to_party == [3 * 8 * n, 3 * 8 * n]
     _, run = run_shared(compare.relu, x, seed=26)
-    two, four = frame_bytes(*[((n,), 8 * n)] * 2), frame_bytes(*[((n,), 8 * n)] * 4)
-    packed = frame_bytes(((-(-n // 8),), -(-n // 8)))
-    relu_bytes = two + 5 * four + two + packed + mul_frame
+
+    def packed(bits):  # one message of bits, packed 8 to a byte
+        return frame_bytes(((-(-bits // 8),), -(-bits // 8)))
+
+    # carry tree: generate bits (2 x 63 bits opened), merge levels with 32..2 groups (4 arrays),
+    # the last with 1 group (2 arrays), then B2A (1 bit), then the Beaver product
+    tree = [packed(2 * 63 * n)] + [packed(4 * m * n) for m in (32, 16, 8, 4, 2)] + [packed(2 * n)]
+    relu_bytes = sum(tree) + packed(n) + mul_frame
     assert [s.bytes_sent for s in run.channel] == [relu_bytes, relu_bytes]
     assert [s.messages_sent for s in run.channel] == [9, 9]
 
