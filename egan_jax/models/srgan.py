@@ -1,0 +1,223 @@
+"""SRGAN (Ledig et al., CVPR 2017) as in the IPR-GAN baseline (REFERENCE.md §4), Flax NNX.
+
+`Generator` is SRResNet: LR images [N, h, w, C] in [-1, 1] -> SR images [N, s·h, s·w, C]. The output
+non-linearity is tanh by default (so outputs stay in the library's [-1, 1] range, as in Ledig et al.);
+`output="identity"` gives the plain linear output that some re-implementations use with MSE.
+
+`Discriminator` is the VGG-style 8-conv network. Instead of IPR-GAN's flatten of a fixed 96-px input,
+it averages the last feature map over space before the 1024-unit dense layer (as IPR-GAN's
+`AdaptiveAvgPool2d(1)` + 1×1 convs), so it accepts any input size that survives four ×2 reductions
+(≥ 16 px): training crops and whole evaluation images alike.
+
+Batch norm uses PyTorch's defaults (momentum 0.1, i.e. nnx momentum 0.9; ε 1e-5) so that runs compare
+with the PyTorch reference. Both models can return intermediate feature maps (name -> NHWC array) for
+the EGAN feature-divergence terms; the generator's `feature_transform` is applied to the feature map
+after the first conv + PReLU (identity by default) and everything after it — the residual trunk and
+the global skip — sees the transformed map, so a keyed permutation inserted there changes the output.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import chex
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from egan_jax.errors import ConfigError
+
+FeatureTransform = Callable[[jax.Array], jax.Array]
+
+# PyTorch BatchNorm2d defaults: running = 0.9 · running + 0.1 · batch; nnx's momentum is the 0.9.
+_BN = dict(momentum=0.9, epsilon=1e-5)
+OUTPUTS = ("tanh", "identity")
+
+
+def _identity(x: jax.Array) -> jax.Array:
+    return x
+
+
+def depth_to_space(x: jax.Array, block: int) -> jax.Array:
+    """PyTorch `PixelShuffle(block)` in NHWC: [N, H, W, C·b²] -> [N, H·b, W·b, C].
+
+    Input channel c·b² + i·b + j goes to output channel c at offset (i, j) of each b×b cell, the same
+    order as PyTorch, so converted sub-pixel weights keep their meaning.
+    """
+    n, h, w, c = x.shape
+    out = c // (block * block)
+    x = x.reshape(n, h, w, out, block, block)
+    x = x.transpose(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, h * block, w * block, out)
+
+
+class PReLU(nnx.Module):
+    """Per-channel PReLU (PyTorch `nn.PReLU(num_parameters=C)`, slopes initialised to 0.25)."""
+
+    def __init__(self, num_features: int, *, init: float = 0.25):
+        self.slope = nnx.Param(jnp.full((num_features,), init, jnp.float32))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.where(x >= 0, x, self.slope[...] * x)
+
+
+def _conv(cin: int, cout: int, kernel: int, rngs: nnx.Rngs, *, stride: int = 1, bias=True):
+    pad = kernel // 2
+    return nnx.Conv(
+        cin,
+        cout,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        use_bias=bias,
+        rngs=rngs,
+    )
+
+
+class ResidualBlock(nnx.Module):
+    """x + BN(conv(PReLU(BN(conv(x))))), 3×3 convs of `width` channels."""
+
+    def __init__(self, width: int, *, rngs: nnx.Rngs):
+        self.conv1 = _conv(width, width, 3, rngs, bias=False)
+        self.bn1 = nnx.BatchNorm(width, rngs=rngs, **_BN)
+        self.act = PReLU(width)
+        self.conv2 = _conv(width, width, 3, rngs, bias=False)
+        self.bn2 = nnx.BatchNorm(width, rngs=rngs, **_BN)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x + self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+
+
+class SubPixelUpsample(nnx.Module):
+    """×2: 3×3 conv width -> 4·width, `depth_to_space(2)`, PReLU."""
+
+    def __init__(self, width: int, *, rngs: nnx.Rngs):
+        self.conv = _conv(width, 4 * width, 3, rngs)
+        self.act = PReLU(width)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.act(depth_to_space(self.conv(x), 2))
+
+
+class Generator(nnx.Module):
+    """SRResNet: LR [N, h, w, channels] in [-1, 1] -> SR [N, scale·h, scale·w, channels].
+
+    9×9 conv -> width + PReLU (`feature_transform` here), `num_blocks` residual blocks, 3×3 conv +
+    BN, global skip, log2(scale) sub-pixel ×2 up-samplers, 9×9 conv -> channels, then `output`
+    ("tanh" or "identity").
+    """
+
+    def __init__(
+        self,
+        *,
+        scale: int = 4,
+        channels: int = 3,
+        width: int = 64,
+        num_blocks: int = 16,
+        output: str = "tanh",
+        feature_transform: FeatureTransform | None = None,
+        rngs: nnx.Rngs,
+    ):
+        if scale < 2 or scale & (scale - 1):
+            raise ConfigError(f"scale={scale} must be a power of two ≥ 2 (e.g. 4).")
+        if channels < 1 or width < 1 or num_blocks < 0:
+            raise ConfigError(
+                f"channels={channels}, width={width} must be positive and num_blocks={num_blocks} "
+                "non-negative; use e.g. channels=3, width=64, num_blocks=16."
+            )
+        if output not in OUTPUTS:
+            raise ConfigError(f"output={output!r} is unknown; use one of {OUTPUTS}.")
+        self.scale = scale
+        self.channels = channels
+        self.output = output
+        self.feature_transform = feature_transform or _identity
+        self.head = _conv(channels, width, 9, rngs)
+        self.head_act = PReLU(width)
+        self.blocks = nnx.List([ResidualBlock(width, rngs=rngs) for _ in range(num_blocks)])
+        self.trunk_conv = _conv(width, width, 3, rngs, bias=False)
+        self.trunk_bn = nnx.BatchNorm(width, rngs=rngs, **_BN)
+        self.upsamplers = nnx.List(
+            [SubPixelUpsample(width, rngs=rngs) for _ in range(int(math.log2(scale)))]
+        )
+        self.tail = _conv(width, channels, 9, rngs)
+
+    def __call__(
+        self, lr: jax.Array, *, return_features: bool = False
+    ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+        chex.assert_rank(lr, 4)
+        chex.assert_axis_dimension(lr, 3, self.channels)
+        features: dict[str, jax.Array] = {}
+        head = self.feature_transform(self.head_act(self.head(lr)))
+        features["head"] = head
+        h = head
+        for block in self.blocks:
+            h = block(h)
+        h = head + self.trunk_bn(self.trunk_conv(h))
+        features["trunk"] = h
+        for i, up in enumerate(self.upsamplers):
+            h = up(h)
+            features[f"up{i + 1}"] = h
+        sr = self.tail(h)
+        if self.output == "tanh":
+            sr = jnp.tanh(sr)
+        if return_features:
+            return sr, features
+        return sr
+
+
+class Discriminator(nnx.Module):
+    """VGG-style: images [N, H, W, channels] (H, W ≥ 16) -> logits [N].
+
+    Eight 3×3 convs w, w(s2), 2w, 2w(s2), 4w, 4w(s2), 8w, 8w(s2) (w = `width`, 64 in the paper),
+    batch norm after all but the first, LeakyReLU 0.2; global average pooling; dense 1024 (scaled
+    with w: 16w), LeakyReLU 0.2, dense 1.
+    """
+
+    def __init__(
+        self,
+        *,
+        channels: int = 3,
+        width: int = 64,
+        negative_slope: float = 0.2,
+        rngs: nnx.Rngs,
+    ):
+        if channels < 1 or width < 1:
+            raise ConfigError(
+                f"channels={channels} and width={width} must be positive; use e.g. 3 and 64."
+            )
+        self.channels = channels
+        self.negative_slope = negative_slope
+        widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width]
+        cins = [channels, *widths[:-1]]
+        self.convs = nnx.List(
+            [
+                _conv(cin, cout, 3, rngs, stride=1 + i % 2, bias=i == 0)
+                for i, (cin, cout) in enumerate(zip(cins, widths, strict=True))
+            ]
+        )
+        self.norms = nnx.List([nnx.BatchNorm(c, rngs=rngs, **_BN) for c in widths[1:]])
+        self.dense = nnx.Linear(8 * width, 16 * width, rngs=rngs)
+        self.head = nnx.Linear(16 * width, 1, rngs=rngs)
+
+    def __call__(
+        self, x: jax.Array, *, return_features: bool = False
+    ) -> jax.Array | tuple[jax.Array, dict[str, jax.Array]]:
+        chex.assert_rank(x, 4)
+        chex.assert_axis_dimension(x, 3, self.channels)
+        if x.shape[1] < 16 or x.shape[2] < 16:
+            raise ConfigError(
+                f"the SRGAN discriminator needs inputs of at least 16×16 px, got {x.shape[1:3]}."
+            )
+        act = lambda t: jax.nn.leaky_relu(t, self.negative_slope)
+        features: dict[str, jax.Array] = {}
+        h = act(self.convs[0](x))
+        features["conv1"] = h
+        for i, (conv, norm) in enumerate(zip(self.convs[1:], self.norms, strict=True)):
+            h = act(norm(conv(h)))
+            features[f"conv{i + 2}"] = h
+        h = act(self.dense(jnp.mean(h, axis=(1, 2))))
+        logits = self.head(h)[:, 0]
+        if return_features:
+            return logits, features
+        return logits

@@ -1,0 +1,100 @@
+"""SRGAN: SRResNet generator and VGG-style discriminator shapes, sub-pixel order, hooks, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from egan_jax.errors import ConfigError
+from egan_jax.models import srgan
+
+
+@pytest.fixture(scope="module")
+def generator():
+    return srgan.Generator(width=8, num_blocks=2, rngs=nnx.Rngs(0))
+
+
+@pytest.fixture(scope="module")
+def lr_batch():
+    return jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 12, 10, 3)), jnp.float32)
+
+
+def test_depth_to_space_matches_pixel_shuffle_definition():
+    # PyTorch PixelShuffle: out[n, c, h*r + i, w*r + j] = in[n, c*r*r + i*r + j, h, w]
+    r, c = 2, 3
+    x = np.random.default_rng(1).normal(size=(2, 4, 5, c * r * r)).astype(np.float32)
+    got = np.asarray(srgan.depth_to_space(jnp.asarray(x), r))
+    assert got.shape == (2, 8, 10, c)
+    for ch in range(c):
+        for i in range(r):
+            for j in range(r):
+                np.testing.assert_array_equal(
+                    got[:, i::r, j::r, ch], x[..., ch * r * r + i * r + j]
+                )
+
+
+def test_generator_shapes_range_and_features(generator, lr_batch):
+    sr, features = generator(lr_batch, return_features=True)
+    assert sr.shape == (2, 48, 40, 3)
+    assert float(jnp.max(jnp.abs(sr))) <= 1.0
+    assert features["head"].shape == (2, 12, 10, 8)
+    assert features["trunk"].shape == (2, 12, 10, 8)
+    assert features["up1"].shape == (2, 24, 20, 8) and features["up2"].shape == (2, 48, 40, 8)
+    assert len(generator.blocks) == 2 and len(generator.upsamplers) == 2
+
+
+def test_scale_two_and_identity_output(lr_batch):
+    model = srgan.Generator(scale=2, width=8, num_blocks=0, output="identity", rngs=nnx.Rngs(3))
+    model.eval()
+    out = model(lr_batch * 40.0)  # identity output is not squashed into [-1, 1]
+    assert out.shape == (2, 24, 20, 3) and float(jnp.max(jnp.abs(out))) > 1.0
+
+
+def test_feature_transform_is_applied_after_the_first_conv(generator, lr_batch):
+    generator.eval()
+    seen = {}
+
+    def permute(h):
+        seen["shape"] = h.shape
+        return h[..., ::-1]
+
+    keyed = srgan.Generator(width=8, num_blocks=2, feature_transform=permute, rngs=nnx.Rngs(0))
+    keyed.eval()
+    plain_out, plain_features = generator(lr_batch, return_features=True)
+    keyed_out, keyed_features = keyed(lr_batch, return_features=True)
+    assert seen["shape"] == (2, 12, 10, 8)
+    np.testing.assert_allclose(keyed_features["head"], plain_features["head"][..., ::-1])
+    assert float(jnp.max(jnp.abs(keyed_out - plain_out))) > 1e-3
+    generator.train()
+
+
+def test_discriminator_any_size_and_features():
+    model = srgan.Discriminator(width=8, rngs=nnx.Rngs(1))
+    images = jnp.zeros((3, 32, 24, 3))
+    logits, features = model(images, return_features=True)
+    assert logits.shape == (3,)
+    assert features["conv1"].shape == (3, 32, 24, 8)
+    assert features["conv8"].shape == (3, 2, 2, 64)  # four stride-2 convs, 8·width channels
+    with pytest.raises(ConfigError, match="at least 16"):
+        model(jnp.zeros((1, 8, 8, 3)))
+
+
+def test_train_mode_updates_batch_norm_and_gradients_reach_every_param(generator, lr_batch):
+    generator.train()
+    before = np.asarray(generator.trunk_bn.mean[...]).copy()
+
+    def loss(model):
+        return jnp.mean(model(lr_batch) ** 2)
+
+    grads = nnx.jit(nnx.grad(loss))(generator)
+    assert not np.array_equal(before, np.asarray(generator.trunk_bn.mean[...]))
+    norms = [float(jnp.sum(jnp.abs(g))) for g in jax.tree.leaves(grads)]
+    assert len(norms) > 10 and all(n > 0 for n in norms)
+
+
+def test_bad_configs_raise():
+    with pytest.raises(ConfigError, match="power of two"):
+        srgan.Generator(scale=3, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="output"):
+        srgan.Generator(output="sigmoid", width=4, num_blocks=0, rngs=nnx.Rngs(0))
