@@ -231,9 +231,13 @@ def test_byte_and_round_counters_follow_the_frame_layout():
     def packed(bits):  # one message of bits, packed 8 to a byte
         return frame_bytes(((-(-bits // 8),), -(-bits // 8)))
 
-    # carry tree: generate bits (2 x 63 bits opened), merge levels with 32..2 groups (4 arrays),
-    # the last with 1 group (2 arrays), then B2A (1 bit), then the Beaver product
-    tree = [packed(2 * 63 * n)] + [packed(4 * m * n) for m in (32, 16, 8, 4, 2)] + [packed(2 * n)]
+    def sliced(rows, count):  # `count` bit-sliced arrays of `rows` x ceil(n / 64) words
+        words = -(-n // 64)
+        return frame_bytes(*[((rows, words), 8 * rows * words)] * count)
+
+    # carry tree: generate bits of 63 positions (2 arrays), merge levels with 32..2 groups
+    # (4 arrays), the last with 1 group (2 arrays); then B2A (1 bit), then the Beaver product
+    tree = [sliced(63, 2)] + [sliced(m, 4) for m in (32, 16, 8, 4, 2)] + [sliced(1, 2)]
     relu_bytes = sum(tree) + packed(n) + mul_frame
     assert [s.bytes_sent for s in run.channel] == [relu_bytes, relu_bytes]
     assert [s.messages_sent for s in run.channel] == [9, 9]

@@ -73,57 +73,47 @@ def a2b(party: Party, x: np.ndarray) -> np.ndarray:
     return x ^ (_carries(party, x) << _ONE)
 
 
-def open_xor_bits(party: Party, *bits: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Reveal XOR-shared bit arrays (uint8 0/1), packed 8 to a byte into one message (one round)."""
-    flat = np.concatenate([b.reshape(-1) for b in bits])
-    (peer,) = party.channel.exchange(np.packbits(flat))
-    opened = flat ^ np.unpackbits(peer, count=flat.size)
-    out, start = [], 0
-    for b in bits:
-        out.append(opened[start : start + b.size].reshape(b.shape))
-        start += b.size
-    return tuple(out)
+def _bit_slices(words: np.ndarray) -> np.ndarray:
+    """Bit-sliced layout: row j holds bit j of every element, 64 elements to a uint64 word.
+
+    (n,) uint64 -> (64, ceil(n / 64)) uint64 (padding elements are 0)."""
+    rows = np.ascontiguousarray(_all_bits(words).T)  # contiguous rows pack faster
+    packed = np.packbits(rows, axis=-1, bitorder="little")
+    packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
+    return np.ascontiguousarray(packed).view(np.uint64)
 
 
-def and_bits(party: Party, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
-    """AND of XOR-shared bit arrays (uint8), all pairs in one round, with bit Beaver triples."""
-    triples = [party.dealer.and_bits(x.shape) for x, _ in pairs]
-    masked = []
-    for (x, y), (a, b, _) in zip(pairs, triples, strict=True):
-        masked += [x ^ a, y ^ b]
-    opened = open_xor_bits(party, *masked)
-    out = []
-    for i, (a, b, c) in enumerate(triples):
-        d, e = opened[2 * i], opened[2 * i + 1]
-        z = c ^ (d & b) ^ (e & a)
-        out.append(z ^ (d & e) if party.id == 0 else z)
-    return out
+def _unslice(row: np.ndarray, n: int) -> np.ndarray:
+    """One bit-sliced row -> n bits (uint8)."""
+    return np.unpackbits(np.ascontiguousarray(row).view(np.uint8), bitorder="little")[:n]
 
 
 def msb_bits(party: Party, x: np.ndarray) -> np.ndarray:
     """XOR shares (uint8) of the most significant bit of x (1 for negative fixed-point values).
 
     msb(x0 + x1) = x0[63] ^ x1[63] ^ carry into bit 63. The carry comes from a binary tree over the
-    low 63 bit positions (as bit arrays, packed on the wire): generate bits g = u & v, then 6 levels
-    that merge neighbouring groups, g = g_hi ^ (p_hi & g_lo), p = p_hi & p_lo; only the surviving
-    groups are sent, so about 47 bytes per element per party instead of 192 for the word adder."""
-    u, v = _addends(party, x)
-    u_bits, v_bits = _all_bits(u)[..., :63], _all_bits(v)[..., :63]
+    low 63 bit positions, on bit-sliced shares (bit j of 64 elements in one word, so each AND gate
+    opens one bit): generate bits g = u & v, then 6 levels that merge neighbouring groups,
+    g = g_hi ^ (p_hi & g_lo), p = p_hi & p_lo. Only surviving groups are opened: 2·63 + 4·62 + 2 bits,
+    about 47 bytes per element per party (a word-level Kogge-Stone adder sends 192)."""
+    n = x.size
+    slices = _bit_slices(x.reshape(-1))
+    zero = np.zeros_like(slices[:63])
+    u, v = (slices[:63], zero) if party.id == 0 else (zero, slices[:63])
     # position 63 joins as the neutral group (g = 0, p = 1): the tree then has 64 leaves
-    neutral = np.full(u_bits.shape[:-1] + (1,), party.id == 0, np.uint8)
-    propagate = np.concatenate([u_bits ^ v_bits, neutral], axis=-1)
-    (generate,) = and_bits(party, [(u_bits, v_bits)])
-    generate = np.concatenate([generate, np.zeros_like(generate[..., :1])], axis=-1)
-    while generate.shape[-1] > 1:
-        g_lo, g_hi = generate[..., 0::2], generate[..., 1::2]
-        p_lo, p_hi = propagate[..., 0::2], propagate[..., 1::2]
-        if generate.shape[-1] == 2:
-            (t,) = and_bits(party, [(p_hi, g_lo)])
+    neutral = np.full_like(slices[:1], np.uint64(2**64 - 1) if party.id == 0 else 0)
+    propagate = np.concatenate([slices[:63], neutral])
+    (generate,) = and_words(party, [(u, v)])
+    generate = np.concatenate([generate, np.zeros_like(neutral)])
+    while generate.shape[0] > 1:
+        g_lo, g_hi = generate[0::2], generate[1::2]
+        p_lo, p_hi = propagate[0::2], propagate[1::2]
+        if generate.shape[0] == 2:
+            (t,) = and_words(party, [(p_hi, g_lo)])
         else:
-            t, propagate = and_bits(party, [(p_hi, g_lo), (p_hi, p_lo)])
+            t, propagate = and_words(party, [(p_hi, g_lo), (p_hi, p_lo)])
         generate = g_hi ^ t
-    top = ((x >> np.uint64(63)) & _ONE).astype(np.uint8)
-    return top ^ generate[..., 0]
+    return _unslice(slices[63] ^ generate[0], n).reshape(x.shape)
 
 
 def b2a(party: Party, bits: np.ndarray) -> np.ndarray:

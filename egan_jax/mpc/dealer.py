@@ -7,7 +7,6 @@ triple. Material kinds (each item is split into party 0's half and party 1's hal
   bilinear ring op (element-wise, matmul, conv, transposed conv).
 - ``square``: a uniform, c = a^2, additively shared.
 - ``and``: boolean triples on 64-bit words, a, b uniform, c = a & b, XOR-shared.
-- ``and_bits``: the same on single bits (uint8 0/1; counted as packed bits, 8 to a byte).
 - ``dabit``: a uniform bit r, XOR-shared (uint8) and additively shared (uint64).
 
 The parties ask in protocol order; item k goes to both parties' k-th request, which must name the same
@@ -118,10 +117,6 @@ class Dealer:
             a, b = prg.ring(key[1]), prg.ring(key[1])
             (a0, a1), (b0, b1), (c0, c1) = (_xor_share(v, prg) for v in (a, b, a & b))
             halves = (a0, b0, c0), (a1, b1, c1)
-        elif kind == "and_bits":
-            a, b = prg.bits(key[1]), prg.bits(key[1])
-            (a0, a1), (b0, b1), (c0, c1) = (_xor_share(v, prg) for v in (a, b, a & b))
-            halves = (a0, b0, c0), (a1, b1, c1)
         elif kind == "dabit":
             r = prg.bits(key[1])
             (rb0, rb1), (ra0, ra1) = _xor_share(r, prg), ring.share(r.astype(np.uint64), prg)
@@ -155,10 +150,6 @@ class DealerEndpoint:
     def and_triple(self, shape) -> tuple[np.ndarray, ...]:
         """(a_i, b_i, c_i) XOR shares of 64-bit words with c = a & b."""
         return self._dealer.request(self.party_id, ("and", tuple(shape)))
-
-    def and_bits(self, shape) -> tuple[np.ndarray, ...]:
-        """(a_i, b_i, c_i) XOR shares of bits (uint8 0/1) with c = a & b."""
-        return self._dealer.request(self.party_id, ("and_bits", tuple(shape)))
 
     def dabit(self, shape) -> tuple[np.ndarray, ...]:
         """(r_bool_i uint8, r_arith_i uint64): a random bit shared both ways."""

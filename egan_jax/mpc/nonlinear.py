@@ -6,8 +6,9 @@ Nothing is revealed: range reduction uses the shared bit decomposition, not an o
 - `piecewise_polynomial`: segment indicators from comparisons against all breakpoints (one batched
   MSB extraction, 8 rounds), each segment's polynomial in its own local variable t ∈ [-1, 1] (powers up
   to 5 in 3 rounds), and the indicator-weighted sum (1 round). Outside the outer breakpoints the value
-  is the function's limit. LP-GAN's sigmoid (e^{-x} from the product of e^{-x_i} of float shares) has
-  no analogue on ring shares, so sigmoid and tanh use this construction instead.
+  is the function's limit. Public coefficients are rounded to the fixed-point grid. LP-GAN's
+  sigmoid (e^{-x} as the product of e^{-x_i} of float shares) has no analogue on ring shares (a
+  ring share is uniform over 2^64 values), so sigmoid and tanh use this construction instead.
 - `normalize`: x > 0 (real value below 2^max_log2) -> m = x / 2^(k+1-f) in [1/2, 1) and the one-hot
   position k of x's leading bit, via A2B (7 rounds), a prefix OR (6 rounds), B2A of the one-hot bits
   (1 round) and one product (1 round).
@@ -185,7 +186,10 @@ def _select_public(party: Party, onehot: np.ndarray, values: np.ndarray) -> np.n
 
 
 def inv_sqrt(party: Party, x: np.ndarray, *, iterations: int = 3, max_log2: int = 16) -> np.ndarray:
-    """Shares of 1/sqrt(x) for 2^-f <= x < 2^max_log2. 16 + 2·iterations + 1 rounds."""
+    """Shares of 1/sqrt(x) for 2^-f <= x < 2^max_log2. 17 + 2·iterations rounds (23 by default).
+
+    Error (3 iterations, f = 16): within 1e-4·|result| + 2^-f of 1/sqrt of the fixed-point input
+    (measured: relative error <= 5.6e-5 where the result is above 1)."""
     m, onehot = normalize(party, x, max_log2=max_log2)
     y = party.add_public(arith.mul_public(party, m, -0.8099868542), 1.787727479)
     g = arith.mul(party, m, y)
@@ -203,7 +207,9 @@ def inv_sqrt(party: Party, x: np.ndarray, *, iterations: int = 3, max_log2: int 
 def reciprocal(
     party: Party, x: np.ndarray, *, iterations: int = 3, max_log2: int = 16
 ) -> np.ndarray:
-    """Shares of 1/x for 2^-f <= x < 2^max_log2 (positive x only). 15 + 2·iterations + 1 rounds."""
+    """Shares of 1/x for 2^-f <= x < 2^max_log2 (positive x only). 16 + 2·iterations rounds.
+
+    Error (3 iterations, f = 16): within 1e-4·|result| + 2^-f of 1/x for the fixed-point input."""
     m, onehot = normalize(party, x, max_log2=max_log2)
     y = party.add_public(arith.mul_public(party, m, -32.0 / 17.0), 48.0 / 17.0)
     for _ in range(iterations):
