@@ -176,7 +176,8 @@ _matmul_jax = jax.jit(jnp.matmul)
 
 def _run_x64(fn, *args, **kwargs) -> np.ndarray:
     with jax.enable_x64(True):
-        return np.asarray(fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **kwargs))
+        out = fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **kwargs)
+        return np.array(out)  # a writable numpy copy, like every other share
 
 
 def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
