@@ -269,14 +269,14 @@ def run(quick: bool = False, with_step: bool = True) -> dict:
         for label, value in result["ms"].items():
             print(f"  {label:45s} {value:10.3f} ms")
         for label, value in result["ratios"].items():
-            print(f"  ratio {label:39s} {value:10.2f}")
+            print(f"  ratio {label:39s} {value:10.4g}")
         print(f"  exact: {result['exact']}", flush=True)
     summary = {
         name: {
             "library_forward_ms": r["ms"]["forward/3_flat_gather_library"],
             "library_inverse_ms": r["ms"]["inverse/3_flat_gather_library"],
             "fastest_forward": r["fastest_forward"],
-            **{k: round(v, 3) for k, v in r["ratios"].items()},
+            **{k: float(f"{v:.4g}") for k, v in r["ratios"].items()},
         }
         for name, r in shapes.items()
     }

@@ -165,16 +165,24 @@ def apply_plan(plan: Plan, x: jax.Array) -> jax.Array:
 
 
 def invert_plan(plan: Plan, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """The inverse and the number of undecodable FFX codes met on the way (0 for a valid input)."""
+    """The inverse and the number of undecodable FFX codes met on the way (0 for a valid input).
+
+    The un-permuting gather comes first and the per-position inverses follow with their masks
+    re-indexed to source positions (``selected[inverse_map]``): the same gather-then-elementwise
+    shape as the forward pass, so XLA fuses it the same way.
+    """
     invalid = jnp.zeros((), jnp.int32)
-    for kind, material, selected in reversed(plan.ops):
+    ops = plan.ops
+    if plan.index_map is not None:
+        inverse_map = np.argsort(plan.index_map).astype(np.int32)
+        y = block.gather_positions(y, inverse_map)
+        ops = tuple((kind, material, selected[inverse_map]) for kind, material, selected in ops)
+    for kind, material, selected in reversed(ops):
         if kind == "negate":
             y = block.negate_positions(y, selected)
         else:
             invalid = invalid + jnp.sum(block.ffx_invalid(material, y, selected), dtype=jnp.int32)
             y = block.ffx_inverse_positions(material, y, selected)
-    if plan.index_map is not None:
-        y = block.gather_positions(y, np.argsort(plan.index_map).astype(np.int32))
     return y, invalid
 
 
