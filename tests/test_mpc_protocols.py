@@ -102,6 +102,25 @@ def test_conv_transpose2d_matches_the_plaintext_upsampler():
     assert np.max(np.abs(out - np.asarray(ref))) <= 2 * LSB
 
 
+def test_conv_gradients_match_autodiff():
+    rng = np.random.default_rng(30)
+    x, w = rng.normal(size=(2, 8, 8, 3)), rng.normal(size=(4, 4, 3, 5)) * 0.5
+    dy = rng.normal(size=(2, 4, 4, 5))
+    grad_w, run = run_shared(
+        arith.conv2d_kernel_grad, x, dy, seed=31, kernel_hw=(4, 4), stride=(2, 2), padding="SAME"
+    )
+    grad_x, _ = run_shared(arith.conv_transpose2d, dy, w, seed=32, out_hw=(8, 8))
+    with jax.enable_x64(True):
+        conv = lambda xx, ww: jax.lax.conv_general_dilated(
+            xx, ww, (2, 2), ((1, 1), (1, 1)), dimension_numbers=DN
+        )
+        _, vjp = jax.vjp(conv, jnp.asarray(fixed(x)), jnp.asarray(fixed(w)))
+        ref_x, ref_w = vjp(jnp.asarray(fixed(dy)))
+    assert np.max(np.abs(grad_w - np.asarray(ref_w))) <= 2 * LSB
+    assert np.max(np.abs(grad_x - np.asarray(ref_x))) <= 2 * LSB
+    assert run.cost()["rounds"] == 1
+
+
 def test_mean_and_public_scaling():
     x = np.random.default_rng(4).normal(size=(8, 4, 4, 3)) * 5
     out, _ = run_shared(lambda p, v: arith.mean(p, v, axis=(0, 1, 2)), x, seed=5)

@@ -185,3 +185,38 @@ def test_ring_ops_leave_jax_default_32_bit_types_alone():
     assert seen["thread"] == (jnp.float32, jnp.int32)
     assert jax.jit(lambda v: v * 2.0)(np.ones(3, np.float32)).dtype == jnp.float32
     assert not jax.config.jax_enable_x64
+
+
+@pytest.mark.parametrize(
+    "size,kernel,stride,padding",
+    [
+        (8, 3, 1, "SAME"),
+        (8, 4, 2, ((1, 1), (1, 1))),
+        (9, 3, 2, "VALID"),
+        (8, 3, 2, ((0, 1), (2, 0))),
+    ],
+)
+def test_ring_conv_kernel_grad_matches_autodiff_on_integers(size, kernel, stride, padding):
+    rng = np.random.default_rng(10)
+    x, w = rng.integers(-3, 4, (2, size, size, 3)), rng.integers(-3, 4, (kernel, kernel, 3, 5))
+
+    def conv(w_):
+        return jax.lax.conv_general_dilated(
+            jnp.asarray(x, jnp.float32),
+            w_,
+            (stride, stride),
+            padding,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+
+    y, vjp = jax.vjp(conv, jnp.asarray(w, jnp.float32))
+    dy = rng.integers(-3, 4, y.shape)
+    ref = np.asarray(vjp(jnp.asarray(dy, jnp.float32))[0]).astype(np.int64)
+    got = ring.conv2d_kernel_grad(
+        ring.as_ring(x),
+        ring.as_ring(dy),
+        kernel_hw=(kernel, kernel),
+        stride=stride,
+        padding=padding,
+    )
+    np.testing.assert_array_equal(got.view(np.int64), ref)

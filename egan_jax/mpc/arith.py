@@ -82,7 +82,7 @@ def conv2d(
     padding: Padding = "SAME",
 ) -> np.ndarray:
     """Fixed-point convolution of shared x [N,H,W,C] with shared kernel w [KH,KW,C,O]. One round."""
-    op = Bilinear("conv2d", ring._pair(stride), ring._padding(padding))
+    op = Bilinear("conv2d", ring.pair(stride), ring.padding_spec(padding))
     return truncate(party, beaver(party, op, x, w))
 
 
@@ -96,11 +96,27 @@ def conv_transpose2d(
     out_hw: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Fixed-point transposed convolution (see `ring.conv_transpose2d`; w [KH,KW,O,I]). One round."""
-    padding = ring._padding(padding)
+    padding = ring.padding_spec(padding)
     if out_hw is None:
         out_hw = ring.conv_transpose_output_hw(x.shape[1:3], w.shape[:2], stride, padding)
-    op = Bilinear("conv_transpose2d", ring._pair(stride), padding, tuple(out_hw))
+    op = Bilinear("conv_transpose2d", ring.pair(stride), padding, tuple(out_hw))
     return truncate(party, beaver(party, op, x, w))
+
+
+def conv2d_kernel_grad(
+    party: Party,
+    x: np.ndarray,
+    dy: np.ndarray,
+    *,
+    kernel_hw: tuple[int, int],
+    stride=(1, 1),
+    padding: Padding = "SAME",
+) -> np.ndarray:
+    """Fixed-point gradient of ``conv2d(x, w)`` in w, from shared x and output gradient dy
+    (see `ring.conv2d_kernel_grad`). The input gradient is `conv_transpose2d(dy, w)`. One round."""
+    pads = ring.explicit_padding(x.shape[1:3], kernel_hw, stride, padding)
+    op = Bilinear("conv2d_kernel_grad", ring.pair(stride), pads, kernel_hw=ring.pair(kernel_hw))
+    return truncate(party, beaver(party, op, x, dy))
 
 
 def mul_public(party: Party, x: np.ndarray, value) -> np.ndarray:

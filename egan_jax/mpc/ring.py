@@ -158,6 +158,16 @@ def _conv2d_jax(x, w, stride, padding):
     return lax.conv_general_dilated(x, w, stride, padding, dimension_numbers=_DIMENSION_NUMBERS)
 
 
+@partial(jax.jit, static_argnames=("stride", "padding", "kernel_hw"))
+def _conv2d_kernel_grad_jax(x, dy, stride, padding, kernel_hw):
+    # dW[kh, kw, c, o] = sum_{n,i,j} x_pad[n, i*s + kh, j*s + kw, c] · dy[n, i, j, o]: a convolution
+    # with the batch axis as features, channels as batch, and dy as a kernel dilated by the stride
+    out = lax.conv_general_dilated(
+        x, dy, (1, 1), padding, rhs_dilation=stride, dimension_numbers=("CHWN", "IHWO", "HWNC")
+    )
+    return out[: kernel_hw[0], : kernel_hw[1]]
+
+
 @partial(jax.jit, static_argnames=("stride", "padding", "out_hw"))
 def _conv_transpose2d_jax(x, w, stride, padding, out_hw):
     kh, kw = w.shape[0], w.shape[1]
@@ -185,18 +195,18 @@ def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return _run_x64(_matmul_jax, x, y)
 
 
-def _pair(v) -> tuple[int, int]:
+def pair(v) -> tuple[int, int]:
     return (int(v), int(v)) if np.isscalar(v) else (int(v[0]), int(v[1]))
 
 
-def _padding(padding) -> Padding:
+def padding_spec(padding) -> Padding:
     if isinstance(padding, str):
         if padding not in ("SAME", "VALID"):
             raise ConfigError(
                 f"padding must be 'SAME', 'VALID' or ((lo, hi), (lo, hi)), got {padding!r}"
             )
         return padding
-    return tuple(_pair(p) for p in padding)
+    return tuple(pair(p) for p in padding)
 
 
 def conv2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), padding: Padding = "SAME") -> np.ndarray:
@@ -205,14 +215,45 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), padding: Padding = "S
         raise ShapeError(
             f"conv2d needs x [N,H,W,C] and w [KH,KW,C,O] with matching C, got {x.shape} and {w.shape}"
         )
-    return _run_x64(_conv2d_jax, x, w, stride=_pair(stride), padding=_padding(padding))
+    return _run_x64(_conv2d_jax, x, w, stride=pair(stride), padding=padding_spec(padding))
+
+
+def explicit_padding(x_hw, kernel_hw, stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    """'SAME' / 'VALID' / explicit pairs -> explicit ((lo, hi), (lo, hi)) as lax computes them."""
+    padding = padding_spec(padding)
+    if isinstance(padding, str):
+        pads = lax.padtype_to_pads(tuple(x_hw), tuple(kernel_hw), pair(stride), padding)
+        return tuple((int(lo), int(hi)) for lo, hi in pads)
+    return padding
+
+
+def conv2d_kernel_grad(
+    x: np.ndarray, dy: np.ndarray, *, kernel_hw, stride=(1, 1), padding: Padding = "SAME"
+) -> np.ndarray:
+    """Ring gradient of ``conv2d(x, w, stride, padding)`` in w for output gradient dy: [KH,KW,C,O].
+
+    Bilinear in (x, dy). The gradient of the transposed conv (the up-sampler) in its kernel is the
+    same op with the roles swapped: ``conv2d_kernel_grad(dy, x, ...)``."""
+    if x.ndim != 4 or dy.ndim != 4 or x.shape[0] != dy.shape[0]:
+        raise ShapeError(
+            f"conv2d_kernel_grad needs x [N,H,W,C], dy [N,H',W',O]; got {x.shape}, {dy.shape}"
+        )
+    pads = explicit_padding(x.shape[1:3], kernel_hw, stride, padding)
+    return _run_x64(
+        _conv2d_kernel_grad_jax,
+        x,
+        dy,
+        stride=pair(stride),
+        padding=pads,
+        kernel_hw=pair(kernel_hw),
+    )
 
 
 def conv_transpose_output_hw(x_hw, kernel_hw, stride, padding) -> tuple[int, int]:
     """Default output size of `conv_transpose2d`: the input size of the conv it transposes, minimal."""
     return tuple(
         (h - 1) * s + k - lo - hi
-        for h, k, s, (lo, hi) in zip(x_hw, kernel_hw, _pair(stride), padding, strict=True)
+        for h, k, s, (lo, hi) in zip(x_hw, kernel_hw, pair(stride), padding, strict=True)
     )
 
 
@@ -234,14 +275,14 @@ def conv_transpose2d(
         raise ConfigError(
             "conv_transpose2d needs explicit padding ((lo, hi), (lo, hi)), not a string"
         )
-    padding = _padding(padding)
+    padding = padding_spec(padding)
     if out_hw is None:
         out_hw = conv_transpose_output_hw(x.shape[1:3], w.shape[:2], stride, padding)
     return _run_x64(
         _conv_transpose2d_jax,
         x,
         w,
-        stride=_pair(stride),
+        stride=pair(stride),
         padding=padding,
         out_hw=tuple(int(v) for v in out_hw),
     )
@@ -251,14 +292,16 @@ def conv_transpose2d(
 class Bilinear:
     """A bilinear ring op op(x, y): the shape of a Beaver triple (a, b, op(a, b)).
 
-    kind: "mul" (element-wise, numpy broadcasting), "matmul", "conv2d" or "conv_transpose2d";
-    stride, padding and out_hw apply to the convolutions.
+    kind: "mul" (element-wise, numpy broadcasting), "matmul", "conv2d", "conv_transpose2d" or
+    "conv2d_kernel_grad"; stride, padding, out_hw (transposed conv) and kernel_hw (kernel gradient)
+    apply to the convolutions.
     """
 
     kind: str
     stride: tuple[int, int] = (1, 1)
     padding: Padding = "SAME"
     out_hw: tuple[int, int] | None = None
+    kernel_hw: tuple[int, int] | None = None
 
     def __post_init__(self):
         if self.kind not in _BILINEAR:
@@ -274,5 +317,8 @@ _BILINEAR = {
     "conv2d": lambda op, x, y: conv2d(x, y, stride=op.stride, padding=op.padding),
     "conv_transpose2d": lambda op, x, y: conv_transpose2d(
         x, y, stride=op.stride, padding=op.padding, out_hw=op.out_hw
+    ),
+    "conv2d_kernel_grad": lambda op, x, y: conv2d_kernel_grad(
+        x, y, kernel_hw=op.kernel_hw, stride=op.stride, padding=op.padding
     ),
 }
