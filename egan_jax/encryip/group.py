@@ -11,10 +11,12 @@ a 64-bit safe prime (fast; discrete logs in it are easy) and the toy group ``p =
 known answers.
 
 Elements and scalars are Python ints. Exponentiation uses ``gmpy2.powmod`` when gmpy2 is installed
-(~2 ms per 2048-bit exponentiation here) and the built-in ``pow`` otherwise (~15 ms); both give the same
-numbers. Membership uses the Jacobi symbol (for a safe prime, ``x`` is in the subgroup exactly when
-``(x | p) = 1``), which is ~40x cheaper than ``x^q``. Encryption of many messages under fixed bases uses
-:class:`FixedBase` (a windowed table, ~6x fewer multiplications than a plain exponentiation).
+and the built-in ``pow`` otherwise; both give the same numbers. Measured CPU time per 2048-bit
+exponentiation on this project's 2-core machine (bench/bench_encryip.py): 2.2 ms with gmpy2, 18 ms
+with ``pow``. Membership uses the Jacobi symbol (for a safe prime, ``x`` is in the subgroup exactly
+when ``(x | p) = 1``): 0.4 ms in pure Python against 18 ms for ``x^q``. Encryption of many messages
+under fixed bases uses :class:`FixedBase`, a windowed table (6.4x faster than ``pow``, 4.5x with
+gmpy2).
 """
 
 from __future__ import annotations
