@@ -239,3 +239,21 @@ def test_batched_decryption_matches_and_names_bad_ciphertexts(owner, users):
     ]
     with pytest.raises(KeyMismatchError, match="ciphertext 0"):
         cslite.decrypt_many(users[0], pair)
+
+
+@pytest.mark.parametrize("part", ["x", "y", "a", "b"])
+def test_a_key_changed_in_one_part_is_refused_or_decodes_at_chance(owner, users, part):
+    """Key forging from another user's key: change one part by +1."""
+    values = {n: getattr(users[0], f"_{n}") for n in "xyab"}
+    values[part] += 1
+    with pytest.raises(KeyMismatchError, match="does not belong"):
+        DecryptionKey(owner.public_key, **values)
+    forged = DecryptionKey(owner.public_key, **values, check=False)
+    rng, encryptor = random.Random(24), cslite.Encryptor(owner.public_key)
+    trials = [(y, encryptor.encrypt_class(y, K, rng=rng)) for y in range(K) for _ in range(20)]
+    if part in "ab":  # the validity tag no longer matches: every ciphertext is rejected
+        with pytest.raises(KeyMismatchError, match="rejected"):
+            cslite.decrypt_many(forged, [ct for _, ct in trials])
+    else:  # w / (u^(x+1) v^y) = m / u: a fresh random element per ciphertext
+        hits = sum(cslite.decrypt_class(forged, ct, K) == y for y, ct in trials)
+        assert hits / len(trials) < 0.2
