@@ -8,7 +8,12 @@ import json
 import sys
 import traceback
 
-BENCHMARKS = ("bench.bench_transforms", "bench.bench_dcgan")
+BENCHMARKS = (
+    "bench.bench_transforms",
+    "bench.bench_dcgan",
+    "bench.bench_encryip",
+    "bench.bench_mpc",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
