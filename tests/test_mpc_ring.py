@@ -220,3 +220,35 @@ def test_ring_conv_kernel_grad_matches_autodiff_on_integers(size, kernel, stride
         padding=padding,
     )
     np.testing.assert_array_equal(got.view(np.int64), ref)
+
+
+def test_ring_conv_kernel_grad_is_exact_for_full_range_values():
+    # <conv2d(x, w), dy> == <w, kernel_grad(x, dy)> in the ring
+    prg = ring.Prg(11)
+    x, w = prg.ring((3, 9, 9, 2)), prg.ring((3, 3, 2, 4))
+    y = ring.conv2d(x, w, stride=(2, 2), padding="SAME")
+    dy = prg.ring(y.shape)
+    grad = ring.conv2d_kernel_grad(x, dy, kernel_hw=(3, 3), stride=(2, 2), padding="SAME")
+    assert np.sum(y * dy, dtype=np.uint64) == np.sum(w * grad, dtype=np.uint64)
+
+
+@pytest.mark.parametrize("kind", ["matmul", "conv2d", "conv_transpose2d", "conv2d_kernel_grad"])
+def test_float64_limb_path_equals_the_uint64_path(kind):
+    # terms=2**40 forces the direct uint64 op; the public functions take the float64 limb path
+    prg = ring.Prg(12)
+    if kind == "matmul":
+        x, y, params, fast = prg.ring((5, 7)), prg.ring((7, 3)), {}, ring.matmul
+    elif kind == "conv2d":
+        x, y = prg.ring((2, 6, 6, 3)), prg.ring((3, 3, 3, 4))
+        params = {"stride": (2, 2), "padding": ((1, 1), (1, 1))}
+        fast = lambda a, b: ring.conv2d(a, b, **params)
+    elif kind == "conv_transpose2d":
+        x, y = prg.ring((2, 3, 3, 4)), prg.ring((4, 4, 3, 4))
+        params = {"stride": (2, 2), "padding": ((1, 1), (1, 1)), "out_hw": (6, 6)}
+        fast = lambda a, b: ring.conv_transpose2d(a, b, **params)
+    else:
+        x, y = prg.ring((2, 6, 6, 3)), prg.ring((2, 3, 3, 4))
+        params = {"stride": (2, 2), "padding": ((1, 1), (1, 1)), "kernel_hw": (3, 3)}
+        fast = lambda a, b: ring.conv2d_kernel_grad(a, b, **params)
+    slow = ring._bilinear(kind, x, y, 2**40, **params)
+    np.testing.assert_array_equal(fast(x, y), slow)

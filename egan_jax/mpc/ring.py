@@ -151,15 +151,31 @@ def truncate(x: np.ndarray, party_id: int, bits: int = FRAC_BITS) -> np.ndarray:
 
 
 # ---- bilinear ring ops: jitted JAX under x64 -------------------------------------------------
+#
+# XLA:CPU's uint64 convolution is slow (no vectorised integer kernels), so the ops split each
+# operand into four 16-bit limbs held exactly in float64: the product mod 2^64 is
+# sum_{i+j<4} op(x_i, y_j)·2^(16(i+j)), and limbs with the same i+j share one float64 op by
+# concatenating them along the contraction axis. Every partial sum stays below 2^53 (exact) while
+# 4·K·(2^16-1)^2 < 2^53, K the number of terms per output; larger K falls back to uint64 (about 2x
+# slower on this CPU).
+
+_LIMB_BITS = 16
+_LIMBS = 64 // _LIMB_BITS
+_F64_EXACT = 2**53
+# (x axis, y axis) summed over by each op: where limbs are concatenated
+_CONTRACTION_AXES = {
+    "matmul": (-1, -2),
+    "conv2d": (3, 2),
+    "conv_transpose2d": (3, 3),
+    "conv2d_kernel_grad": (0, 0),
+}
 
 
-@partial(jax.jit, static_argnames=("stride", "padding"))
-def _conv2d_jax(x, w, stride, padding):
+def _conv2d_op(x, w, stride, padding):
     return lax.conv_general_dilated(x, w, stride, padding, dimension_numbers=_DIMENSION_NUMBERS)
 
 
-@partial(jax.jit, static_argnames=("stride", "padding", "kernel_hw"))
-def _conv2d_kernel_grad_jax(x, dy, stride, padding, kernel_hw):
+def _conv2d_kernel_grad_op(x, dy, stride, padding, kernel_hw):
     # dW[kh, kw, c, o] = sum_{n,i,j} x_pad[n, i*s + kh, j*s + kw, c] · dy[n, i, j, o]: a convolution
     # with the batch axis as features, channels as batch, and dy as a kernel dilated by the stride
     out = lax.conv_general_dilated(
@@ -168,8 +184,7 @@ def _conv2d_kernel_grad_jax(x, dy, stride, padding, kernel_hw):
     return out[: kernel_hw[0], : kernel_hw[1]]
 
 
-@partial(jax.jit, static_argnames=("stride", "padding", "out_hw"))
-def _conv_transpose2d_jax(x, w, stride, padding, out_hw):
+def _conv_transpose2d_op(x, w, stride, padding, out_hw):
     kh, kw = w.shape[0], w.shape[1]
     pads = []
     for axis, (k, s, (lo, hi)) in enumerate(zip((kh, kw), stride, padding, strict=True)):
@@ -181,18 +196,51 @@ def _conv_transpose2d_jax(x, w, stride, padding, out_hw):
     )
 
 
-_matmul_jax = jax.jit(jnp.matmul)
+_OPS = {
+    "matmul": lambda x, y: jnp.matmul(x, y),
+    "conv2d": _conv2d_op,
+    "conv_transpose2d": _conv_transpose2d_op,
+    "conv2d_kernel_grad": _conv2d_kernel_grad_op,
+}
 
 
-def _run_x64(fn, *args, **kwargs) -> np.ndarray:
+@partial(jax.jit, static_argnames=("kind", "params", "limbs"))
+def _bilinear_jax(x, y, kind, params, limbs):
+    op = partial(_OPS[kind], **dict(params))
+    if not limbs:
+        return op(x, y)
+    x_axis, y_axis = _CONTRACTION_AXES[kind]
+    mask, width = jnp.uint64(2**_LIMB_BITS - 1), _LIMB_BITS
+    xs = [((x >> jnp.uint64(width * i)) & mask).astype(jnp.float64) for i in range(_LIMBS)]
+    ys = [((y >> jnp.uint64(width * i)) & mask).astype(jnp.float64) for i in range(_LIMBS)]
+    out = None
+    for s in range(_LIMBS):
+        lhs = jnp.concatenate(xs[: s + 1], axis=x_axis)
+        rhs = jnp.concatenate(ys[s::-1], axis=y_axis)
+        part = op(lhs, rhs).astype(jnp.uint64) << jnp.uint64(width * s)
+        out = part if out is None else out + part
+    return out
+
+
+def _bilinear(kind: str, x, y, terms: int, **params) -> np.ndarray:
+    """Run op ``kind`` mod 2^64; ``terms``: products summed per output (decides exact limbs)."""
+    limbs = _LIMBS * terms * (2**_LIMB_BITS - 1) ** 2 < _F64_EXACT
     with jax.enable_x64(True):
-        out = fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **kwargs)
+        out = _bilinear_jax(
+            jnp.asarray(x, dtype=jnp.uint64),
+            jnp.asarray(y, dtype=jnp.uint64),
+            kind=kind,
+            params=tuple(sorted(params.items())),
+            limbs=limbs,
+        )
         return np.array(out)  # a writable numpy copy, like every other share
 
 
 def matmul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Ring matrix product (last axis of x with second-to-last of y), mod 2^64."""
-    return _run_x64(_matmul_jax, x, y)
+    if x.ndim < 1 or y.ndim < 2 or x.shape[-1] != y.shape[-2]:
+        raise ShapeError(f"matmul needs x [..., K] and y [..., K, M], got {x.shape} and {y.shape}")
+    return _bilinear("matmul", x, y, terms=x.shape[-1])
 
 
 def pair(v) -> tuple[int, int]:
@@ -215,7 +263,8 @@ def conv2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), padding: Padding = "S
         raise ShapeError(
             f"conv2d needs x [N,H,W,C] and w [KH,KW,C,O] with matching C, got {x.shape} and {w.shape}"
         )
-    return _run_x64(_conv2d_jax, x, w, stride=pair(stride), padding=padding_spec(padding))
+    terms = w.shape[0] * w.shape[1] * w.shape[2]
+    return _bilinear("conv2d", x, w, terms, stride=pair(stride), padding=padding_spec(padding))
 
 
 def explicit_padding(x_hw, kernel_hw, stride, padding) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -239,10 +288,12 @@ def conv2d_kernel_grad(
             f"conv2d_kernel_grad needs x [N,H,W,C], dy [N,H',W',O]; got {x.shape}, {dy.shape}"
         )
     pads = explicit_padding(x.shape[1:3], kernel_hw, stride, padding)
-    return _run_x64(
-        _conv2d_kernel_grad_jax,
+    terms = dy.shape[0] * dy.shape[1] * dy.shape[2]
+    return _bilinear(
+        "conv2d_kernel_grad",
         x,
         dy,
+        terms,
         stride=pair(stride),
         padding=pads,
         kernel_hw=pair(kernel_hw),
@@ -278,10 +329,11 @@ def conv_transpose2d(
     padding = padding_spec(padding)
     if out_hw is None:
         out_hw = conv_transpose_output_hw(x.shape[1:3], w.shape[:2], stride, padding)
-    return _run_x64(
-        _conv_transpose2d_jax,
+    return _bilinear(
+        "conv_transpose2d",
         x,
         w,
+        w.shape[0] * w.shape[1] * w.shape[3],
         stride=pair(stride),
         padding=padding,
         out_hw=tuple(int(v) for v in out_hw),
