@@ -31,6 +31,9 @@ from egan_jax.models.layers import Upsample2x
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")
+# The reference initialises every conv with N(0, 0.02) (`init_type="normal"`, `init_gain=0.02`):
+# the generators then start near the zero image instead of saturating tanh.
+KERNEL_INIT = nnx.initializers.normal(0.02)
 
 
 def _identity(x: jax.Array) -> jax.Array:
@@ -56,6 +59,7 @@ def _conv(cin, cout, kernel, rngs, *, stride=1, padding=0, bias=False):
         strides=(stride, stride),
         padding=((padding, padding), (padding, padding)),
         use_bias=bias,
+        kernel_init=KERNEL_INIT,
         rngs=rngs,
     )
 
@@ -113,7 +117,9 @@ class Generator(nnx.Module):
         )
         self.blocks = nnx.List([ResnetBlock(4 * width, rngs=rngs) for _ in range(num_blocks)])
         if upsample == "vjp":
-            make_up = lambda cin, cout: Upsample2x(cin, cout, use_bias=False, rngs=rngs)
+            make_up = lambda cin, cout: Upsample2x(
+                cin, cout, use_bias=False, kernel_init=KERNEL_INIT, rngs=rngs
+            )
         else:
             make_up = lambda cin, cout: ResizeConvUpsample(cin, cout, rngs=rngs)
         self.ups = nnx.List([make_up(4 * width, 2 * width), make_up(2 * width, width)])
