@@ -24,6 +24,12 @@ from egan_jax.errors import CheckpointError, KeyMismatchError
 FORMAT_VERSION = 1
 
 
+def _brief(error: BaseException) -> str:
+    """The first line of an orbax/tensorstore error, shortened: enough to locate the problem."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
 def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
@@ -99,7 +105,7 @@ class Checkpointer:
             )
         except Exception as error:  # orbax reports unreadable folders in many ways
             raise CheckpointError(
-                f"cannot open checkpoint folder {self.directory}: {error}; "
+                f"cannot open checkpoint folder {self.directory}: {_brief(error)}; "
                 "check the path and its permissions"
             ) from error
 
@@ -132,7 +138,7 @@ class Checkpointer:
             )
         except Exception as error:
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} has unreadable metadata ({error}); "
+                f"checkpoint {self.directory / str(step)} has unreadable metadata ({_brief(error)}); "
                 "it is corrupt or incomplete: delete that step's folder to fall back to an "
                 "earlier one, or use a new workdir"
             ) from error
@@ -153,7 +159,7 @@ class Checkpointer:
             )
         except Exception as error:
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} could not be read ({error}); it is "
+                f"checkpoint {self.directory / str(step)} could not be read ({_brief(error)}); it is "
                 "corrupt or incomplete: delete that step's folder or use a new workdir"
             ) from error
         return unflatten_state(restored.state, abstract_state)
@@ -163,7 +169,7 @@ class Checkpointer:
             stored = self._manager.item_metadata(step)["state"].tree
         except Exception as error:
             raise CheckpointError(
-                f"checkpoint {self.directory / str(step)} has no readable state ({error}); it "
+                f"checkpoint {self.directory / str(step)} has no readable state ({_brief(error)}); it "
                 "is corrupt or incomplete: delete that step's folder or use a new workdir"
             ) from error
         missing = sorted(set(expected) - set(stored))
@@ -192,6 +198,12 @@ class Checkpointer:
                 f"checkpoint {self.directory / str(step)} does not fit this model ({details}); "
                 "it was written for a different model or config: use a new workdir"
             )
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -101,8 +101,15 @@ class ProgressBar:
 
 
 def read_metrics(workdir: str | Path) -> list[dict[str, Any]]:
-    """The records of `workdir/metrics.jsonl`, in order (empty if there is none)."""
+    """The records of `workdir/metrics.jsonl`, in order (empty if there is none). A last line cut
+    short (the file is being written, or its writer was killed) is left out."""
     path = Path(workdir) / "metrics.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines[:-1]]
+    try:
+        records.append(json.loads(lines[-1]))
+    except (IndexError, json.JSONDecodeError):
+        pass
+    return records

@@ -1,0 +1,66 @@
+"""Shared test helpers: tiny configs that compile in seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+import jax
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Runs of the same tiny config in one session (and the subprocess tests) reuse compiled steps from
+# this on-disk cache instead of recompiling each for 5-30 s (jax keys entries by program and version).
+COMPILATION_CACHE = REPO / ".pytest_cache" / "jax-compilation"
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(COMPILATION_CACHE))
+jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
+
+# A DCGAN small enough for unit tests: 8×8 grey digits, width 8, batch 8.
+TINY_OVERRIDES = (
+    "model.width=8",
+    "model.latent_dim=16",
+    "data.image_size=8",
+    "train.batch_size=8",
+    "train.steps=4",
+    "log.every=1",
+    "log.sample_every=0",
+    "log.num_samples=4",
+    "log.tensorboard=false",
+    "log.quiet=true",
+    "checkpoint.every=2",
+    "eval.enabled=false",
+)
+
+
+def tiny_config(*overrides: str):
+    """The digits DCGAN experiment shrunk by `TINY_OVERRIDES`, then `overrides`."""
+    from egan_jax.config import load_config
+
+    return load_config(REPO / "experiments" / "dcgan_digits.py", [*TINY_OVERRIDES, *overrides])
+
+
+def replace(config, **sections):
+    """`dataclasses.replace` one level down: replace(config, train={"steps": 6})."""
+    return dataclasses.replace(
+        config,
+        **{
+            name: dataclasses.replace(getattr(config, name), **fields)
+            for name, fields in sections.items()
+        },
+    )
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """Environment for a Python subprocess that imports egan_jax and the tests folder."""
+    env = {**os.environ, **extra}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")])
+    env.setdefault("JAX_PLATFORMS", "cpu")
+    return env
+
+
+@pytest.fixture
+def python() -> str:
+    return sys.executable
