@@ -152,13 +152,16 @@ def truncate(x: np.ndarray, party_id: int, bits: int = FRAC_BITS) -> np.ndarray:
 
 # ---- bilinear ring ops: jitted JAX under x64 -------------------------------------------------
 #
-# XLA:CPU's uint64 convolution is slow (no vectorised integer kernels), so the ops split each
+# XLA:CPU's uint64 convolution is slow (no vectorised integer kernels), so conv2d splits each
 # operand into four 16-bit limbs held exactly in float64: the product mod 2^64 is
 # sum_{i+j<4} op(x_i, y_j)·2^(16(i+j)), and limbs with the same i+j share one float64 op by
 # concatenating them along the contraction axis. Every partial sum stays below 2^53 (exact) while
-# 4·K·(2^16-1)^2 < 2^53, K the number of terms per output; larger K falls back to uint64 (about 2x
-# slower on this CPU).
-
+# 4·K·(2^16-1)^2 < 2^53, K the number of terms per output; larger K uses uint64. Measured here
+# (2 busy cores, min of 12 interleaved runs; 64x16x16x32 -> 64, kernel 4, stride 2): conv2d 54 ms
+# with limbs vs 96 ms uint64; its kernel gradient 105 ms both ways, so it stays uint64; the
+# transposed conv (lhs-dilated) is far slower in float64 (1.3 s vs 0.06 s) and matmul with large K
+# is slower too, so they stay uint64. Every op is exact either way (tested).
+_LIMB_KINDS = frozenset({"conv2d"})
 _LIMB_BITS = 16
 _LIMBS = 64 // _LIMB_BITS
 _F64_EXACT = 2**53
@@ -222,9 +225,14 @@ def _bilinear_jax(x, y, kind, params, limbs):
     return out
 
 
-def _bilinear(kind: str, x, y, terms: int, **params) -> np.ndarray:
-    """Run op ``kind`` mod 2^64; ``terms``: products summed per output (decides exact limbs)."""
-    limbs = _LIMBS * terms * (2**_LIMB_BITS - 1) ** 2 < _F64_EXACT
+def _bilinear(kind: str, x, y, terms: int, *, limbs: bool | None = None, **params) -> np.ndarray:
+    """Run op ``kind`` mod 2^64. ``terms``: products summed per output; ``limbs``: force the float64
+    limb path on or off (default: on for `_LIMB_KINDS` where exact)."""
+    exact = _LIMBS * terms * (2**_LIMB_BITS - 1) ** 2 < _F64_EXACT
+    if limbs is None:
+        limbs = exact and kind in _LIMB_KINDS
+    elif limbs and not exact:
+        raise ShapeError(f"{kind} sums {terms} products per output: too many for exact limbs")
     with jax.enable_x64(True):
         out = _bilinear_jax(
             jnp.asarray(x, dtype=jnp.uint64),
