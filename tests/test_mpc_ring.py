@@ -1,5 +1,7 @@
 """Ring Z_2^64 fixed point: encoding, shares, local ops, truncation, bilinear ring ops, x64 isolation."""
 
+import subprocess
+import sys
 import threading
 
 import jax
@@ -169,22 +171,42 @@ def test_ring_conv_transpose_matches_the_engines_upsampler_on_integers():
     np.testing.assert_array_equal(got, np.asarray(ref).astype(np.int64))
 
 
-def test_ring_ops_leave_jax_default_32_bit_types_alone():
+_ISOLATION_SCRIPT = """
+import threading, jax, jax.numpy as jnp, numpy as np
+from egan_jax.mpc import arith, compare, ring
+from egan_jax.mpc.protocols import run_shared
+run_shared(compare.relu, np.linspace(-1, 1, 8), seed=1)
+run_shared(arith.conv2d, np.ones((1, 4, 4, 2)), np.ones((3, 3, 2, 2)), seed=2)
+seen = []
+t = threading.Thread(target=lambda: seen.append(str(jnp.asarray(1.0).dtype)))
+t.start(); t.join()
+f32 = jax.jit(lambda v: v * 2.0)(np.ones(3, np.float32)).dtype
+print(jnp.asarray(1.0).dtype, jnp.asarray(1).dtype, seen[0], f32, jax.config.jax_enable_x64)
+"""
+
+
+def test_protocols_leave_jax_default_32_bit_types_alone():
+    # a fresh process, so that nothing else has touched JAX's configuration
+    out = subprocess.run(
+        [sys.executable, "-c", _ISOLATION_SCRIPT], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["float32", "int32", "float32", "float32", "False"]
+
+
+def test_ring_ops_do_not_change_the_x64_flag_of_any_thread():
+    before = jax.config.jax_enable_x64
     prg = ring.Prg(9)
     seen = {}
 
     def other_thread():
         ring.conv2d(prg.ring((1, 4, 4, 2)), prg.ring((3, 3, 2, 2)))
-        seen["thread"] = (jnp.asarray(1.0).dtype, jnp.asarray(1).dtype)
+        seen["thread"] = jax.config.jax_enable_x64
 
     ring.matmul(prg.ring((3, 3)), prg.ring((3, 3)))
     t = threading.Thread(target=other_thread)
     t.start()
     t.join()
-    assert (jnp.asarray(1.0).dtype, jnp.asarray(1).dtype) == (jnp.float32, jnp.int32)
-    assert seen["thread"] == (jnp.float32, jnp.int32)
-    assert jax.jit(lambda v: v * 2.0)(np.ones(3, np.float32)).dtype == jnp.float32
-    assert not jax.config.jax_enable_x64
+    assert jax.config.jax_enable_x64 == seen["thread"] == before
 
 
 @pytest.mark.parametrize(
