@@ -132,12 +132,14 @@ def test_load_config_errors_are_config_errors(tmp_path):
 
 
 def test_every_experiment_file_loads_and_is_a_registered_family():
-    experiments = sorted((REPO / "experiments").glob("*.py"))
-    loaded = [load_config(path) for path in experiments if path.name != "__init__.py"]
-    assert len(loaded) >= 2
-    for config in loaded:
+    experiments = [p for p in sorted((REPO / "experiments").glob("*.py")) if p.name[0] != "_"]
+    assert len(experiments) >= 2
+    for path in experiments:
+        config = load_config(path)
+        assert config.family in FAMILIES, f"{path.name}: add {config.family!r} to FAMILIES"
         assert get_family(config.family).name == config.family
         assert "train.steps" in leaf_paths(config)
+        assert config_from_dict(config_to_dict(config)) == config, path.name
 
 
 def test_config_differences_ignore_resumable_fields_only():

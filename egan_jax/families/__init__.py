@@ -60,6 +60,8 @@ class Family:
 # imports the models it trains.
 FAMILIES: dict[str, str] = {
     "dcgan": "egan_jax.families.dcgan:FAMILY",
+    "srgan": "egan_jax.families.srgan:FAMILY",
+    "cyclegan": "egan_jax.families.cyclegan:FAMILY",
 }
 
 
