@@ -1,0 +1,413 @@
+"""The key-protected classifier family (AprilPyone & Kiya, APSIPA Trans. 2021; REFERENCE.md §6).
+
+A classifier (``model.arch``: resnet18, cnn, convmixer, vit) is trained on images transformed with a
+secret key (``model.transform``: block size, steps from ``egan_jax.transforms.compose.STEPS``, key
+file). With ``model.baseline`` an unprotected twin is trained on plain images from the same batches,
+for the accuracy table. Only the key's fingerprint is stored with checkpoints; the config holds the
+key file's path, never key bytes.
+
+Sections: ``model`` — the network and its keyed input transform; ``loss`` — the objective, the
+optimizer (the generic ``optim`` section holds the learning rate, schedule and Adam's betas) and
+what the evaluation measures. Evaluation reports test accuracy for: the plain baseline; the protected model with the correct key, with plain images, with
+random keys (mean ± sd, worst) and with near-miss keys (one material entry changed per step); and
+for patch-embedding models with linear steps, the unlocked / locked-without-retraining models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from egan_jax.config import (
+    CheckpointConfig,
+    Config,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    TrainConfig,
+)
+from egan_jax.errors import ConfigError
+from egan_jax.families import Family, Models, Optimizers, adam
+from egan_jax.keys import SecretKey
+from egan_jax.transforms.compose import Pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class TransformConfig:
+    """The keyed input transform; ``steps=()`` trains an unprotected model (no key needed)."""
+
+    block: int = 4
+    steps: tuple[str, ...] = ("shuffle", "np", "ffx")
+    ffx_variant: str = "decimal"
+    key_file: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "cnn"  # resnet18 | cnn | convmixer | vit
+    width: int = 32
+    depth: int = 0  # 0: the architecture's default
+    patch_size: int = 4  # convmixer / vit; = transform.block to lock without retraining
+    heads: int = 0  # vit; 0: chosen from the width
+    baseline: bool = True  # also train an unprotected twin on plain images (same batches)
+    transform: TransformConfig = TransformConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    label_smoothing: float = 0.0
+    optimizer: str = "adam"  # adam (optim.b1/b2) | sgd (momentum below)
+    momentum: float = 0.9
+    weight_decay: float = 0.0  # L2 added to the gradient
+    test_split: str = "test"
+    random_keys: int = 10
+    near_miss_keys: int = 3  # per transform step
+    eval_batch_size: int = 250
+
+
+def default_config() -> Config:
+    return Config(
+        family="classifier",
+        model=ModelConfig(),
+        loss=LossConfig(),
+        data=DataConfig(name="digits", image_size=32, channels=1),
+        train=TrainConfig(steps=1000, batch_size=64),
+        optim=OptimConfig(learning_rate=1e-3, b1=0.9, b2=0.999),
+        log=LogConfig(every=50, sample_every=0, num_samples=16),
+        checkpoint=CheckpointConfig(every=500),
+        eval=EvalConfig(every=0),
+    )
+
+
+def cross_entropy(
+    logits: jax.Array, labels: jax.Array, *, label_smoothing: float = 0.0
+) -> jax.Array:
+    """Per-example softmax cross-entropy ``[N]`` of logits ``[N, K]`` and integer labels ``[N]``,
+    with the one-hot targets smoothed toward uniform by ``label_smoothing`` (Szegedy et al. 2016).
+    """
+    targets = optax.smooth_labels(jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    return optax.softmax_cross_entropy(logits, targets)
+
+
+# --- the key ----------------------------------------------------------------------------------
+def _check(config: Config) -> None:
+    transform = config.model.transform
+    if config.loss.optimizer not in OPTIMIZERS:
+        raise ConfigError(
+            f"loss.optimizer={config.loss.optimizer!r} is unknown; use one of {sorted(OPTIMIZERS)}"
+        )
+    if transform.steps and not transform.key_file:
+        raise ConfigError(
+            f"model.transform.steps={list(transform.steps)} needs a key: set "
+            "model.transform.key_file=PATH (make one with `egan keygen --out PATH`), or "
+            "model.transform.steps=() for an unprotected model"
+        )
+    if not 0.0 <= config.loss.label_smoothing < 1.0:
+        raise ConfigError(f"loss.label_smoothing={config.loss.label_smoothing} must be in [0, 1)")
+
+
+def transform_config(config: Config) -> dict:
+    """The ``Pipeline`` config of ``model.transform`` (JSON data, no key)."""
+    t = config.model.transform
+    return {
+        "block": t.block,
+        "steps": list(t.steps),
+        "channels": config.data.channels,
+        "ffx_variant": t.ffx_variant,
+    }
+
+
+def load_pipeline(config: Config, key: SecretKey | None = None) -> Pipeline | None:
+    """The keyed transform of ``config`` (None when ``model.transform.steps`` is empty).
+
+    ``key`` overrides the key file (evaluation with other keys); otherwise it is read from
+    ``model.transform.key_file``, whose permissions must be private (``SecretKey.load``).
+    """
+    _check(config)
+    if not config.model.transform.steps:
+        return None
+    if key is None:
+        key = SecretKey.load(config.model.transform.key_file)
+    return Pipeline.from_config(transform_config(config), key)
+
+
+def key_fingerprint(config: Config) -> str | None:
+    pipeline = load_pipeline(config)
+    return None if pipeline is None else pipeline.fingerprint
+
+
+# --- models and optimizers --------------------------------------------------------------------
+def num_classes(config: Config) -> int:
+    from egan_jax.data_labeled import num_classes as dataset_classes
+
+    return dataset_classes(config.data.name, data_dir=config.data.data_dir)
+
+
+def build_models(config: Config, rngs: nnx.Rngs) -> Models:
+    _check(config)
+    from egan_jax.models.classifiers import build_classifier
+
+    m = config.model
+
+    def make() -> nnx.Module:
+        return build_classifier(
+            m.arch,
+            num_classes=num_classes(config),
+            image_size=config.data.image_size,
+            channels=config.data.channels,
+            width=m.width,
+            depth=m.depth or None,
+            patch_size=m.patch_size,
+            heads=m.heads or None,
+            rngs=rngs,
+        )
+
+    models = {"classifier": make()}
+    if m.baseline:
+        models["baseline"] = make()
+    return models
+
+
+def _sgd(config: Config, learning_rate) -> optax.GradientTransformation:
+    return optax.sgd(learning_rate, momentum=config.loss.momentum or None)
+
+
+def _adam(config: Config, learning_rate) -> optax.GradientTransformation:
+    del learning_rate  # the shared Adam builds the schedule itself
+    return adam(config)
+
+
+OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
+
+
+def learning_rate(config: Config):
+    """The learning rate or schedule of ``config.optim`` (as ``families.adam`` builds it)."""
+    optim = config.optim
+    if optim.schedule == "constant":
+        return optim.learning_rate
+    if optim.schedule == "linear_decay":
+        flat = int(config.train.steps * optim.decay_start)
+        return optax.join_schedules(
+            [
+                optax.constant_schedule(optim.learning_rate),
+                optax.linear_schedule(optim.learning_rate, 0.0, max(1, config.train.steps - flat)),
+            ],
+            [flat],
+        )
+    raise ConfigError(
+        f"optim.schedule must be 'constant' or 'linear_decay', got {optim.schedule!r}"
+    )
+
+
+def build_optimizers(config: Config, models: Models) -> Optimizers:
+    _check(config)
+
+    def make() -> optax.GradientTransformation:
+        base = OPTIMIZERS[config.loss.optimizer](config, learning_rate(config))
+        if config.loss.weight_decay:
+            return optax.chain(optax.add_decayed_weights(config.loss.weight_decay), base)
+        return base
+
+    return {name: nnx.Optimizer(model, make(), wrt=nnx.Param) for name, model in models.items()}
+
+
+# --- data, step, sample -----------------------------------------------------------------------
+def _load(config: Config, split: str):
+    from egan_jax.data_labeled import load_labeled
+
+    return load_labeled(
+        config.data.name,
+        split,
+        image_size=config.data.image_size,
+        channels=config.data.channels,
+        data_dir=config.data.data_dir,
+    )
+
+
+def make_batches(config: Config):
+    from egan_jax.data_labeled import labeled_batch_at
+
+    images, labels = _load(config, config.data.split)
+
+    def batches(step: int, process_index: int, process_count: int) -> dict:
+        x, y = labeled_batch_at(
+            images,
+            labels,
+            step,
+            batch_size=config.train.batch_size,
+            seed=config.seed,
+            process_index=process_index,
+            process_count=process_count,
+        )
+        return {"images": x, "labels": y}
+
+    return batches
+
+
+def _update(model, optimizer, images, labels, smoothing: float) -> dict[str, jax.Array]:
+    def loss_fn(model: nnx.Module):
+        logits = model(images)
+        loss = jnp.mean(cross_entropy(logits, labels, label_smoothing=smoothing))
+        return loss, jnp.mean(jnp.argmax(logits, axis=-1) == labels)
+
+    (loss, accuracy), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    return {"loss": loss, "accuracy": accuracy}
+
+
+def make_train_step(config: Config):
+    pipeline = load_pipeline(config)
+    smoothing = config.loss.label_smoothing
+
+    def train_step(
+        models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
+    ) -> dict[str, jax.Array]:
+        del key  # no randomness beyond the batch order
+        plain = batch["images"]
+        protected = plain if pipeline is None else pipeline.forward(plain)
+        metrics = _update(
+            models["classifier"], optimizers["classifier"], protected, batch["labels"], smoothing
+        )
+        if "baseline" in models:
+            base = _update(
+                models["baseline"], optimizers["baseline"], plain, batch["labels"], smoothing
+            )
+            metrics.update({f"baseline_{k}": v for k, v in base.items()})
+        return metrics
+
+    return train_step
+
+
+def make_sample(config: Config):
+    """The first training images as the protected model sees them (what an attacker can see)."""
+    from egan_jax.data import to_float
+
+    pipeline = load_pipeline(config)
+    images = to_float(_load(config, config.data.split)[0][: config.log.num_samples])
+
+    def sample(models: Models, key: jax.Array, n: int) -> jax.Array:
+        x = jnp.asarray(images[:n])
+        return x if pipeline is None else pipeline.forward(x)
+
+    return sample
+
+
+# --- evaluation -------------------------------------------------------------------------------
+@nnx.jit
+def _predict(model: nnx.Module, images: jax.Array) -> jax.Array:
+    return jnp.argmax(model(images), axis=-1)
+
+
+def accuracy(model: nnx.Module, images, labels, *, batch_size: int = 250) -> float:
+    """Top-1 accuracy of ``model`` (eval mode) on float images in [-1, 1]."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        chunk = jnp.asarray(images[start : start + batch_size])
+        correct += int(
+            jnp.sum(_predict(model, chunk) == jnp.asarray(labels[start : start + batch_size]))
+        )
+    return correct / len(images)
+
+
+def random_keys(key: jax.Array, count: int) -> list[SecretKey]:
+    """``count`` keys drawn from a JAX key (so an evaluation is a function of the run's seed)."""
+    return [
+        SecretKey.from_bytes(bytes(jax.device_get(jax.random.bits(k, (32,), jnp.uint8))))
+        for k in jax.random.split(key, count)
+    ]
+
+
+def make_evaluate(config: Config):
+    """``evaluate(models, key) -> {name: float}``: the accuracy table of one run (module doc)."""
+    import numpy as np
+
+    from egan_jax import classifier_lock
+    from egan_jax.data import to_float
+    from egan_jax.transforms.compose import apply_plan
+
+    pipeline = load_pipeline(config)
+    test_images, labels = _load(config, config.loss.test_split)
+    plain = to_float(test_images)
+    height, width = plain.shape[1:3]
+    loss = config.loss
+
+    def transformed(pipe: Pipeline):
+        # eager, not pipe.forward: one compile per array shape, not one per key's material
+        return np.asarray(apply_plan(pipe.plan(height, width), jnp.asarray(plain)))
+
+    def acc(model, images) -> float:
+        return accuracy(model, images, labels, batch_size=loss.eval_batch_size)
+
+    def evaluate(models: Models, key: jax.Array) -> dict[str, float]:
+        classifier = models["classifier"]
+        results = {"chance": 1.0 / num_classes(config)}
+        if "baseline" in models:
+            results["plain_model"] = acc(models["baseline"], plain)
+        if pipeline is None:
+            results["accuracy"] = acc(classifier, plain)
+            return results
+        protected_images = transformed(pipeline)
+        results["correct_key"] = acc(classifier, protected_images)
+        results["plain_images"] = acc(classifier, plain)
+        if loss.random_keys:
+            scores = [
+                acc(classifier, transformed(load_pipeline(config, k)))
+                for k in random_keys(key, loss.random_keys)
+            ]
+            results.update(
+                random_keys_mean=float(np.mean(scores)),
+                random_keys_sd=float(np.std(scores)),
+                random_keys_worst=float(np.max(scores)),  # worst for the owner: the best attack
+            )
+        for step in config.model.transform.steps if loss.near_miss_keys else ():
+            scores = [
+                acc(classifier, transformed(pipeline.near_miss(seed, step)))
+                for seed in range(loss.near_miss_keys)
+            ]
+            results[f"near_miss_{step}_mean"] = float(np.mean(scores))
+            results[f"near_miss_{step}_worst"] = float(np.max(scores))
+        if lockable(config):
+            # a patch-embedding model with a linear transform: the key lives in the embedding
+            unlocked = classifier_lock.unlock_model(classifier, pipeline)
+            results["unlocked_plain_images"] = acc(unlocked, plain)
+            if "baseline" in models:
+                locked = classifier_lock.lock_model(models["baseline"], pipeline)
+                results["locked_baseline_correct_key"] = acc(locked, protected_images)
+                results["locked_baseline_plain_images"] = acc(locked, plain)
+        return results
+
+    return evaluate
+
+
+def lockable(config: Config) -> bool:
+    """Whether ``classifier_lock`` applies: a patch model, patch = block, linear steps only."""
+    from egan_jax.classifier_lock import LINEAR_STEPS
+    from egan_jax.models.classifiers import PATCH_ARCHITECTURES
+
+    m = config.model
+    return (
+        m.arch in PATCH_ARCHITECTURES
+        and m.patch_size == m.transform.block
+        and bool(m.transform.steps)
+        and all(step in LINEAR_STEPS for step in m.transform.steps)
+    )
+
+
+FAMILY = Family(
+    name="classifier",
+    default_config=default_config,
+    build_models=build_models,
+    build_optimizers=build_optimizers,
+    make_batches=make_batches,
+    make_train_step=make_train_step,
+    make_sample=make_sample,
+    make_evaluate=make_evaluate,
+    key_fingerprint=key_fingerprint,
+)
