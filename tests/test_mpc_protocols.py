@@ -272,6 +272,7 @@ def test_precomputed_offline_phase_gives_the_same_result_as_on_demand():
     assert offline.stats.items == lazy.stats.items > 0
     second = run_two_party(nonlinear.sigmoid, (shares[0],), (shares[1],), dealer=offline)
     assert second.dealer.items == 0  # nothing generated online
+    assert offline._items == {}  # every item handed out to both parties is dropped
     for a, b in zip(first.outputs, second.outputs, strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -11,7 +11,8 @@ triple. Material kinds (each item is split into party 0's half and party 1's hal
 
 The parties ask in protocol order; item k goes to both parties' k-th request, which must name the same
 material (else ProtocolError: the parties are out of step). ``precompute(plan)`` runs the offline phase
-ahead of time from the plan recorded by an earlier run, so that online timings exclude it. Offline cost
+ahead of time from the plan recorded by an earlier run, so that online timings exclude it
+(``record_plan=False`` stops recording, for long runs). Items are dropped once both halves are out. Offline cost
 (seconds, bytes each party would receive) is counted in ``stats``; a deployment could send party 0
 only a PRG seed instead of its half (not done here, so the bytes are an upper bound).
 """
@@ -64,11 +65,13 @@ def _xor_share(x: np.ndarray, prg: Prg) -> tuple[np.ndarray, np.ndarray]:
 class Dealer:
     """Generates and hands out correlated randomness; thread-safe for the two party threads."""
 
-    def __init__(self, seed: bytes | int | None = None):
+    def __init__(self, seed: bytes | int | None = None, *, record_plan: bool = True):
         self._prg = Prg(seed, domain=b"dealer")
         self._lock = threading.Lock()
-        self._items: list[list] = []
+        self._items: dict[int, list] = {}  # item index -> [key, half0, half1], until both fetched
+        self._generated = 0
         self._next = [0, 0]
+        self._record_plan = record_plan
         self.plan: list[MaterialKey] = []
         self.stats = DealerStats()
 
@@ -82,14 +85,16 @@ class Dealer:
         """Offline phase: generate the material for ``plan`` (a previous run's ``dealer.plan``)."""
         with self._lock:
             for key in plan:
-                self._items.append(self._generate(key))
+                self._items[self._generated] = self._generate(key)
+                self._generated += 1
 
     def request(self, party_id: int, key: MaterialKey) -> tuple[np.ndarray, ...]:
         with self._lock:
             k = self._next[party_id]
             self._next[party_id] += 1
-            if k == len(self._items):
-                self._items.append(self._generate(key))
+            if k == self._generated:
+                self._items[k] = self._generate(key)
+                self._generated += 1
             item = self._items[k]
             if item[0] != key:
                 raise ProtocolError(
@@ -97,6 +102,8 @@ class Dealer:
                     f"that item is {item[0][0]} {item[0][1:]}: the parties' protocol calls differ"
                 )
             half, item[1 + party_id] = item[1 + party_id], None
+            if item[1] is None and item[2] is None:
+                del self._items[k]
             return half
 
     def _generate(self, key: MaterialKey) -> list:
@@ -129,7 +136,8 @@ class Dealer:
         st.by_kind[kind] = st.by_kind.get(kind, 0) + 1
         for p in (0, 1):
             st.bytes_to_party[p] += sum(_wire_bytes(kind, v) for v in halves[p])
-        self.plan.append(key)
+        if self._record_plan:
+            self.plan.append(key)
         return [key, halves[0], halves[1]]
 
 
