@@ -187,6 +187,15 @@ def test_leaky_relu_matches_plaintext():
     (y, _), _ = run_shared(compare.leaky_relu, x, seed=17, slope=0.2)
     xe = fixed(x)  # public constants are rounded to the grid too: the slope is fixed(0.2)
     assert np.max(np.abs(y - np.where(xe >= 0, xe, fixed(0.2) * xe))) <= 3 * LSB
+    g = np.random.default_rng(18).normal(size=x.shape)
+
+    def forward_backward(p, xs, gs):
+        _, bit = compare.leaky_relu(p, xs, slope=0.2)
+        return compare.leaky_relu_backward(p, gs, bit, slope=0.2)
+
+    grad, _ = run_shared(forward_backward, x, g, seed=19)
+    ge = fixed(g)
+    assert np.max(np.abs(grad - np.where(xe >= 0, ge, fixed(0.2) * ge))) <= 3 * LSB
 
 
 # ---- smooth functions -----------------------------------------------------------------------

@@ -2,8 +2,9 @@
 
 The parties' arithmetic shares x0, x1 are two addends known to one party each, so the bits of
 x = x0 + x1 come out of a binary adder evaluated on XOR shares with boolean Beaver (AND) triples.
-The MSB (the sign of a fixed-point value) needs only the carry into bit 63: a carry tree over bit
-arrays (generate bits, then 6 merge levels: 7 rounds, ~47 bytes per element per party). Full A2B
+The MSB (the sign of a fixed-point value) needs only the carry into bit 63: a carry tree on
+bit-sliced shares, 64 elements to a word (generate bits, then 6 merge levels: 7 rounds, ~47 bytes
+per element per party). Full A2B
 (every bit, used by `nonlinear.normalize`) is a Kogge-Stone parallel-prefix adder on 64-bit words
 (7 rounds). B2A of a bit uses a daBit (a random bit shared both ways): open c = b XOR r (one round,
 one bit), then b = c + r - 2·c·r locally. So ReLU = x · [x >= 0] costs 7 + 1 + 1 = 9 rounds.

@@ -6,8 +6,9 @@ are the two's complement (decode reads the word as int64). A secret x is split i
 x1 = x - x0; each share alone is a uniform ring element and says nothing about x.
 
 Element-wise ring arithmetic is numpy (no dispatch cost, and no global state). The bilinear ring ops
-(matmul, conv, transposed conv) are jitted JAX run inside ``jax.enable_x64(True)``, a thread-local
-context: the rest of the process keeps JAX's default 32-bit types.
+(matmul, conv, transposed conv, conv kernel gradient) are jitted JAX run inside
+``jax.enable_x64(True)``, a thread-local context: the rest of the process keeps JAX's default 32-bit
+types.
 """
 
 from __future__ import annotations
@@ -62,19 +63,19 @@ class Prg:
     def ring(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniform elements of Z_2^64 (uint64)."""
         n = int(np.prod(shape, dtype=np.int64))
-        return np.frombuffer(self.random_bytes(8 * n), dtype=np.uint64).reshape(shape)
+        return np.frombuffer(self.random_bytes(8 * n), dtype=np.uint64).reshape(shape).copy()
 
     def bits(self, shape: tuple[int, ...]) -> np.ndarray:
         """Uniform bits as uint8 in {0, 1}."""
         n = int(np.prod(shape, dtype=np.int64))
-        return (np.frombuffer(self.random_bytes(n), dtype=np.uint8) & 1).reshape(shape)
+        return (np.frombuffer(self.random_bytes(n), dtype=np.uint8) & 1).reshape(shape)  # a copy
 
 
 def encode(x, frac_bits: int = FRAC_BITS) -> np.ndarray:
     """Real values -> fixed-point ring elements round(x · 2^frac_bits) mod 2^64 (uint64).
 
-    Raises ShapeError for non-finite values or |x| >= 2^(62 - frac_bits), the range where products of
-    two shares could no longer be truncated.
+    Raises ShapeError for non-finite values or |x| >= 2^(62 - frac_bits): beyond that, sums and
+    differences of two values leave the signed range of the ring and comparisons fail.
     """
     x = np.asarray(x, dtype=np.float64)
     limit = 2.0 ** (62 - frac_bits)
