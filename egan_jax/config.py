@@ -81,6 +81,7 @@ class EvalConfig:
     every: int = 0
     enabled: bool = True
     num_samples: int = 1000
+    feature_dir: str | None = None  # feature-network weights/cache; None: ~/.cache/egan_jax
 
 
 @dataclasses.dataclass(frozen=True)

@@ -140,6 +140,22 @@ def test_samples_tensorboard_and_evaluate_hook(tmp_path, monkeypatch):
     assert any("eval/mean_pixel" in record for record in read_metrics(tmp_path))
 
 
+def test_dcgan_evaluate_hook_writes_the_digits_frechet_distance(tmp_path):
+    feature_dir = REPO / ".pytest_cache" / "digits-classifier"  # trained once (~8 s), then cached
+    config = tiny_config(
+        "train.steps=1",
+        "eval.enabled=true",
+        "eval.num_samples=300",
+        f"eval.feature_dir={feature_dir}",
+    )
+    result = train_and_evaluate(config, tmp_path)
+    evaluation = json.loads((tmp_path / "eval.json").read_text())
+    assert evaluation == {"step": 1, **result.evaluation}
+    # An untrained generator is much farther from the digits than held-out real digits are.
+    assert 0 < evaluation["digits_fd_real_test"] < evaluation["digits_fd"]
+    assert get_family("dcgan").make_evaluate(tiny_config("data.name=tfds:cifar10")) is None
+
+
 def test_cli_train_then_sample(tmp_path, capsys):
     overrides = [arg for override in TINY_OVERRIDES for arg in ("--set", override)]
     workdir = tmp_path / "run"

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from egan_jax import losses
@@ -170,6 +171,44 @@ def make_sample(config: Config):
     return sample
 
 
+# Datasets of handwritten digits, on which the digits-classifier Fréchet distance is meaningful.
+DIGIT_DATASETS = ("digits", "tfds:mnist")
+SAMPLE_CHUNK = 250
+
+
+def make_evaluate(config: Config):
+    """Digits Fréchet distance (`egan_jax.metrics`) of `eval.num_samples` samples against the
+    training images, with the same distance between the real test and train splits as its floor.
+    Other datasets have no evaluation here (FID needs InceptionV3 weights: see egan_jax.metrics)."""
+    if config.data.name not in DIGIT_DATASETS:
+        return None
+    sample = make_sample(config)
+
+    def evaluate(models: Models, key: jax.Array) -> dict[str, float]:
+        from egan_jax.data import load_images
+        from egan_jax.metrics import DigitsClassifier, compute_fid
+        from egan_jax.sharding import to_host
+
+        network = DigitsClassifier.load_or_train(config.eval.feature_dir)
+        graphdef, state = nnx.split(models)
+        draw = jax.jit(lambda state, key: sample(nnx.merge(graphdef, state), key, SAMPLE_CHUNK))
+        chunks = -(-config.eval.num_samples // SAMPLE_CHUNK)
+        fake = np.concatenate(
+            [to_host(draw(state, jax.random.fold_in(key, i))) for i in range(chunks)]
+        )[: config.eval.num_samples]
+        size = dict(image_size=config.data.image_size, channels=config.data.channels)
+        real = {
+            split: load_images(config.data.name, split=split, data_dir=config.data.data_dir, **size)
+            for split in ("train", "test")
+        }
+        return {
+            "digits_fd": compute_fid(fake, real["train"], network),
+            "digits_fd_real_test": compute_fid(real["test"], real["train"], network),
+        }
+
+    return evaluate
+
+
 FAMILY = Family(
     name="dcgan",
     default_config=default_config,
@@ -178,4 +217,5 @@ FAMILY = Family(
     make_batches=make_batches,
     make_train_step=make_train_step,
     make_sample=make_sample,
+    make_evaluate=make_evaluate,
 )
