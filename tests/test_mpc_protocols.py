@@ -408,3 +408,17 @@ def test_tcp_endpoint_reports_malformed_or_truncated_input(raw, match):
         ep.recv()
     ep.close()
     listener.close()
+
+
+def test_nonlinear_protocols_follow_the_configured_fractional_bits():
+    f = 20
+    x = np.linspace(-12, 12, 501)
+    xe = fixed(x, f)
+    out, _ = run_shared(nonlinear.sigmoid, x, seed=40, frac_bits=f)
+    assert np.max(np.abs(out - 1 / (1 + np.exp(-xe)))) < 1e-4
+    (y, _), _ = run_shared(compare.relu, x, seed=41, frac_bits=f)
+    np.testing.assert_array_equal(y, np.maximum(xe, 0))
+    v = np.exp(np.linspace(np.log(0.01), np.log(1000), 501))
+    expected = 1 / np.sqrt(fixed(v, f))
+    out, _ = run_shared(nonlinear.inv_sqrt, v, seed=42, frac_bits=f)
+    assert np.all(np.abs(out - expected) <= 1e-4 * expected + 2 * 2.0**-f)
