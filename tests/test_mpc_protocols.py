@@ -332,6 +332,11 @@ def test_message_round_trip_for_every_dtype_and_rank():
         (lambda f: f[:12] + f[12:14], "truncated frame"),
         (lambda f: f[:4] + struct.pack("<Q", len(f) - 10) + f[12:] + b"ab", "trailing"),
         (lambda f: f[:16] + b"\x63" + f[17:], "dtype code"),
+        # a shape whose element count wraps 64 bits must not slip through
+        (
+            lambda f: b"EGM1" + struct.pack("<QIBB2Q", 22, 1, 1, 2, 2**32, 2**32),
+            "truncated message",
+        ),
     ],
 )
 def test_malformed_frames_raise_channel_error(mangle, match):

@@ -13,6 +13,7 @@ their masked values at once in every protocol here).
 
 from __future__ import annotations
 
+import math
 import queue
 import socket
 import struct
@@ -85,7 +86,7 @@ def decode_payload(payload: bytes) -> tuple[np.ndarray, ...]:
         raise ChannelError(f"malformed message: header cut short ({err})") from None
     arrays = []
     for dtype, shape in specs:
-        nbytes = int(np.prod(shape, dtype=np.uint64)) * dtype.itemsize
+        nbytes = math.prod(shape) * dtype.itemsize  # Python ints: a hostile shape cannot wrap
         if offset + nbytes > len(view):
             raise ChannelError(
                 f"truncated message: array {shape} of {dtype} needs {nbytes} bytes, "
