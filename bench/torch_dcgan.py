@@ -86,21 +86,21 @@ def main() -> None:
 
     for _ in range(args.warmup):
         step()
-    times = []
+    times, cpu_times = [], []
     for _ in range(args.repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
-    print(
-        json.dumps(
-            {
-                "step_s": min(times),
-                "times_s": times,
-                "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
-            }
-        )
-    )
+        cpu_times.append(time.process_time() - cpu_start)
+    result = {
+        "step_s": min(times),
+        "cpu_s": min(cpu_times),
+        "times_s": times,
+        "cpu_times_s": cpu_times,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":
