@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 TRAIN_EPILOG = """\
@@ -16,6 +17,11 @@ Ctrl-C saves a checkpoint before stopping.
 
 WORKDIR receives config.json, checkpoints/, metrics.jsonl, tensorboard/, samples/step_*.png and
 eval.json.
+
+Every local device trains data-parallel. Several hosts: run the same command on each with
+  --set distributed.coordinator_address=HOST0:PORT --set distributed.num_processes=N
+  --set distributed.process_id=I
+Set JAX_COMPILATION_CACHE_DIR (e.g. ~/.cache/jax) to reuse compiled steps across runs.
 """
 
 SAMPLE_EPILOG = """\
@@ -70,7 +76,15 @@ def run_train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + (["log.quiet=true"] if args.quiet else [])
     config = load_config(args.config, overrides)
-    result = train_and_evaluate(config, args.workdir)
+    try:
+        result = train_and_evaluate(config, args.workdir)
+    except KeyboardInterrupt:
+        print(
+            f"egan train: interrupted; the last finished step is saved in {args.workdir}/"
+            "checkpoints: run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
     summary = ", ".join(f"{k}={v:.4g}" for k, v in {**result.metrics, **result.evaluation}.items())
     print(f"trained {result.step} steps in {args.workdir}: {summary}")
     return 0
