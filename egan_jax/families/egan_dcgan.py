@@ -1,0 +1,406 @@
+"""The EGAN-protected DCGAN: the DCGAN step plus the self-adversarial term (issue 6).
+
+The models are the plain DCGAN generator and discriminator; the key never enters them. The family's
+functions apply it: the train step, the sampler and the evaluation run the generator through the
+authorized transform a_k, and the self-adversarial term pushes the outputs for unauthorized
+transforms (no key, other keys, near misses; `egan_jax.unauthorized`) away from the authorized ones:
+
+    L_G = w_adv · L_adv(D(G(a_k z))) + λ · mean_u[−min(d(φ(G(a_k z)), φ(G(u z))), m)]   (+ watermark)
+
+Designs (`model.design`, registry `DESIGNS`) — where the key acts:
+* ``latent_offset`` / ``latent_halfspace``: authorized latents are moved into a key region
+  (`transforms.latent`), which a generator *can* tell apart from prior samples;
+* ``feature_perm``: a key permutation + sign flip of the first feature map (the generator's
+  `feature_transform` hook); unauthorized = identity or another key's permutation;
+* ``latent_perm``: permutation + sign flip of z — a control that cannot work (an isotropic Gaussian
+  is invariant under it; see `transforms/latent.py`).
+
+The unauthorized pass runs on the first `unauthorized.fraction` of the batch, one variant per
+example (`unauthorized.mix`), with batch norm in running-average mode (what a thief's eval-mode
+generator sees; it also leaves the running statistics to the authorized passes).
+
+The key comes from `model.key_file` (None: the public demo key — never for real models); the
+checkpoints store only its fingerprint, so resuming or evaluating with another key is a
+`KeyMismatchError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from egan_jax import protection, watermark
+from egan_jax.config import Config, DataConfig, OptimConfig, TrainConfig
+from egan_jax.errors import ConfigError
+from egan_jax.families import Family, Models, adam
+from egan_jax.families import dcgan as plain
+from egan_jax.keys import SecretKey
+from egan_jax.unauthorized import UnauthorizedSpec, Variant, Variants, make_variants, mix
+
+DEMO_PASSPHRASE = "egan_jax demo key: never use for real models"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    latent_dim: int = 128
+    width: int = 64
+    upsample: str = "vjp"
+    design: str = "latent_offset"  # a key of DESIGNS
+    key_file: str | None = None  # None: the public demo key
+    radius: float = 3.0  # latent_offset: offset norm radius·√D
+    region_margin: float = 2.0  # latent_halfspace: ⟨u, z⟩ > margin
+    feature_signs: bool = True  # feature_perm: also flip key-chosen channel signs
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfAdversarialConfig:
+    weight: float = 1.0
+    divergence: str = "l1"
+    margin: float = 1.0
+    features: str = "output"  # "output" | "generator" | "discriminator"
+    generator_feature: str = "block3"
+    discriminator_feature: str = "final"
+    ntl_weight: float = 0.0  # the NTL product form, added when > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class UnauthorizedConfig:
+    fraction: float = 0.5  # share of the batch that also runs through unauthorized variants
+    no_key: bool = True
+    random_keys: int = 4
+    near_keys: int = 2
+    near_materials: int = 2
+    batch_norm: str = "running"  # "running" (eval-mode statistics) or "batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class WatermarkConfig:
+    trigger_weight: float = 0.0  # black-box: 1 − SSIM(G(a(trigger z)), G(a z) with logo)
+    trigger: str = "cdf"  # a key of watermark.TRIGGERS
+    logo_size: int = 0  # 0: a quarter of the image side
+    signature_weight: float = 0.0  # white-box: sign loss on batch-norm scales
+    signature: str = "EGAN"
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    kind: str = "hinge"
+    discriminator_steps: int = 1
+    adversarial_weight: float = 1.0
+    self_adversarial: SelfAdversarialConfig = SelfAdversarialConfig()
+    unauthorized: UnauthorizedConfig = UnauthorizedConfig()
+    watermark: WatermarkConfig = WatermarkConfig()
+
+
+@dataclasses.dataclass(frozen=True)
+class Design:
+    """Where the key acts: `kind` is an `unauthorized.ADAPTERS` name; `transform` its config."""
+
+    kind: str
+    transform: Callable[[ModelConfig], dict]
+
+
+DESIGNS: dict[str, Design] = {
+    "latent_offset": Design(
+        "latent", lambda m: {"dim": m.latent_dim, "steps": ["offset"], "radius": m.radius}
+    ),
+    "latent_halfspace": Design(
+        "latent", lambda m: {"dim": m.latent_dim, "steps": ["halfspace"], "margin": m.region_margin}
+    ),
+    "latent_perm": Design("latent", lambda m: {"dim": m.latent_dim, "steps": ["perm", "sign"]}),
+    "feature_perm": Design(
+        "feature",
+        lambda m: {"channels": 8 * m.width, "tag": "dcgan/linear", "flip_signs": m.feature_signs},
+    ),
+}
+BATCH_NORM_MODES = ("running", "batch")
+
+
+def default_config() -> Config:
+    return Config(
+        family="egan_dcgan",
+        model=ModelConfig(),
+        loss=LossConfig(),
+        data=DataConfig(name="digits", image_size=32, channels=1),
+        train=TrainConfig(steps=2000, batch_size=64),
+        optim=OptimConfig(learning_rate=2e-4, b1=0.5, b2=0.999),
+    )
+
+
+def _check(config: Config) -> None:
+    plain._check(config)
+    m, loss = config.model, config.loss
+    if m.design not in DESIGNS:
+        raise ConfigError(f"model.design={m.design!r} is unknown; valid: {sorted(DESIGNS)}")
+    if not 0 < loss.unauthorized.fraction <= 1:
+        raise ConfigError(
+            f"loss.unauthorized.fraction must be in (0, 1], got {loss.unauthorized.fraction}"
+        )
+    if loss.unauthorized.batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(
+            f"loss.unauthorized.batch_norm={loss.unauthorized.batch_norm!r}; valid: "
+            f"{list(BATCH_NORM_MODES)}"
+        )
+    protection.compose(objective_config(config))  # validates names, raises ConfigError
+
+
+@functools.lru_cache(maxsize=8)
+def _load_key(path: str | None, mtime: float) -> SecretKey:
+    if path is None:
+        return SecretKey.from_passphrase(DEMO_PASSPHRASE, bytes(16))
+    return SecretKey.load(path)
+
+
+def load_key(config: Config) -> SecretKey:
+    """The owner's key named by `model.key_file` (the demo key when None)."""
+    path = config.model.key_file
+    mtime = Path(path).stat().st_mtime if path and Path(path).exists() else 0.0
+    return _load_key(path, mtime)
+
+
+def key_fingerprint(config: Config) -> str:
+    return load_key(config).fingerprint
+
+
+def design(config: Config) -> Design:
+    return DESIGNS[config.model.design]
+
+
+def variants(
+    config: Config, key: SecretKey | None = None, spec: UnauthorizedSpec | None = None
+) -> Variants:
+    """The authorized and unauthorized transforms of this config (training's spec by default)."""
+    u = config.loss.unauthorized
+    if spec is None:
+        spec = UnauthorizedSpec(
+            no_key=u.no_key,
+            random_keys=u.random_keys,
+            near_keys=u.near_keys,
+            near_materials=u.near_materials,
+            seed=config.seed,
+            label="train",
+        )
+    d = design(config)
+    return make_variants(d.kind, d.transform(config.model), key or load_key(config), spec)
+
+
+def objective_config(config: Config) -> dict:
+    sa = config.loss.self_adversarial
+    terms = {
+        "task": 1.0,
+        "self_adversarial": {
+            "weight": sa.weight,
+            "divergence": sa.divergence,
+            "margin": sa.margin,
+            "features": sa.features,
+        },
+    }
+    if sa.ntl_weight > 0:
+        terms["ntl"] = {
+            "weight": sa.ntl_weight,
+            "divergence": sa.divergence,
+            "features": sa.features,
+        }
+    return terms
+
+
+# --- running the generator through a transform ------------------------------------------------
+@contextlib.contextmanager
+def feature_hook(generator: nnx.Module, transform: Callable | None) -> Iterator[None]:
+    """Temporarily set the generator's `feature_transform` (None: leave it as is)."""
+    if transform is None:
+        yield
+        return
+    previous = generator.feature_transform
+    generator.feature_transform = transform
+    try:
+        yield
+    finally:
+        generator.feature_transform = previous
+
+
+def generate(generator: nnx.Module, z: jax.Array, transform: Callable, kind: str, **kwargs):
+    """G through `transform`: applied to z (latent designs) or the first feature map (feature)."""
+    if kind == "latent":
+        return generator(transform(z), **kwargs)
+    with feature_hook(generator, transform):
+        return generator(z, **kwargs)
+
+
+def generate_variant(generator: nnx.Module, z: jax.Array, variant: Variant, config: Config):
+    return generate(generator, z, variant.apply, design(config).kind)
+
+
+@contextlib.contextmanager
+def batch_norm_mode(generator: nnx.Module, mode: str) -> Iterator[None]:
+    """'running': eval-mode statistics; 'batch': batch statistics, running averages restored."""
+    if mode == "running":
+        generator.eval()
+        try:
+            yield
+        finally:
+            generator.train()
+    else:
+        saved = nnx.state(generator, nnx.BatchStat)
+        try:
+            yield
+        finally:
+            nnx.update(generator, saved)
+
+
+def build_models(config: Config, rngs: nnx.Rngs) -> Models:
+    _check(config)
+    return plain.build_models(config, rngs)
+
+
+def build_optimizers(config: Config, models: Models):
+    return {name: nnx.Optimizer(m, adam(config), wrt=nnx.Param) for name, m in models.items()}
+
+
+def make_batches(config: Config):
+    return plain.make_batches(config)
+
+
+def make_train_step(config: Config):
+    _check(config)
+    discriminator_loss, generator_loss = plain.ADVERSARIAL_LOSSES[config.loss.kind]
+    latent_dim, weight = config.model.latent_dim, config.loss.adversarial_weight
+    d_steps = config.loss.discriminator_steps
+    kind = design(config).kind
+    vs = variants(config)
+    authorized, unauthorized = vs.authorized.apply, vs.unauthorized
+    if not unauthorized:
+        raise ConfigError("loss.unauthorized enables no variant; enable no_key or some keys")
+    objective = protection.compose(objective_config(config))
+    needed = protection.required_features(objective_config(config))
+    sa, u, wm = config.loss.self_adversarial, config.loss.unauthorized, config.loss.watermark
+    logo = jnp.asarray(watermark_logo(config))
+    trigger = watermark.get_trigger(wm.trigger)
+    signature_bits = watermark.signature_bits(wm.signature)
+
+    def train_step(models, optimizers, batch: Mapping[str, jax.Array], key: jax.Array):
+        generator, discriminator = models["generator"], models["discriminator"]
+        real = batch["images"]
+        count = real.shape[0]
+        unauth_count = max(1, int(round(count * u.fraction)))
+        keys = jax.random.split(key, d_steps + 2)
+
+        for d_key in keys[:d_steps]:
+            z_d = jax.random.normal(d_key, (count, latent_dim))
+            fake = jax.lax.stop_gradient(generate(generator, z_d, authorized, kind))
+
+            def d_loss(discriminator, fake=fake):
+                logits = discriminator(jnp.concatenate([real, fake]))
+                loss = jnp.mean(discriminator_loss(logits[:count], logits[count:]))
+                return loss, (jnp.mean(logits[:count]), jnp.mean(logits[count:]))
+
+            (loss_d, (real_mean, fake_mean)), grads = nnx.value_and_grad(d_loss, has_aux=True)(
+                discriminator
+            )
+            optimizers["discriminator"].update(discriminator, grads)
+
+        z = jax.random.normal(keys[d_steps], (count, latent_dim))
+        mix_key = keys[d_steps + 1]
+
+        def g_loss(generator, discriminator):
+            fake, g_feats = generate(generator, z, authorized, kind, return_features=True)
+            z_u = z[:unauth_count]
+            with batch_norm_mode(generator, u.batch_norm):
+                if kind == "latent":
+                    z_mixed, _ = mix(unauthorized, z_u, mix_key)
+                    fake_u, g_feats_u = generator(z_mixed, return_features=True)
+                else:
+                    hook = lambda h: mix(unauthorized, h, mix_key)[0]
+                    with feature_hook(generator, hook):
+                        fake_u, g_feats_u = generator(z_u, return_features=True)
+            need_d = "discriminator" in needed or sa.ntl_weight > 0
+            if need_d:
+                logits_all, d_feats = discriminator(
+                    jnp.concatenate([fake, fake_u]), return_features=True
+                )
+                logits, logits_u = logits_all[:count], logits_all[count:]
+            else:
+                logits = discriminator(fake)
+            features = {}
+            if "output" in needed:
+                features["output"] = (fake[:unauth_count], fake_u)
+            if "generator" in needed:
+                name = sa.generator_feature
+                features["generator"] = (g_feats[name][:unauth_count], g_feats_u[name])
+            if "discriminator" in needed:
+                d = d_feats[sa.discriminator_feature]
+                features["discriminator"] = (d[:unauth_count], d[count:])
+            inputs = {"task": weight * generator_loss(logits), "features": features}
+            if sa.ntl_weight > 0:
+                inputs["unauthorized_task"] = generator_loss(logits_u)
+            total, parts = objective(inputs)
+            if wm.trigger_weight > 0:
+                target = watermark.paste_logo(jax.lax.stop_gradient(fake[:unauth_count]), logo)
+                with batch_norm_mode(generator, "batch"):
+                    marked = generate(generator, trigger(z[:unauth_count]), authorized, kind)
+                wm_loss = jnp.mean(watermark.trigger_loss(marked, target))
+                total = total + wm.trigger_weight * wm_loss
+                parts["watermark"] = wm_loss
+            if wm.signature_weight > 0:
+                sign_loss = watermark.signature_loss(generator, signature_bits)
+                total = total + wm.signature_weight * sign_loss
+                parts["signature"] = sign_loss
+            return total, parts
+
+        (loss_g, parts), grads = nnx.value_and_grad(g_loss, has_aux=True)(generator, discriminator)
+        optimizers["generator"].update(generator, grads)
+        return {
+            "d_loss": loss_d,
+            "g_loss": loss_g,
+            "d_real_logit": real_mean,
+            "d_fake_logit": fake_mean,
+            **{f"g_{name}": value for name, value in parts.items()},
+        }
+
+    return train_step
+
+
+def watermark_logo(config: Config):
+    """The black-box watermark's logo for this config's image size and channels."""
+    size = config.loss.watermark.logo_size or watermark.default_logo_size(config.data.image_size)
+    return watermark.make_logo(size, config.data.channels)
+
+
+def variants_cache(config: Config) -> Variants:
+    return _variants_cached(config)
+
+
+@functools.lru_cache(maxsize=8)
+def _variants_cached(config: Config) -> Variants:
+    return variants(config)
+
+
+def make_sample(config: Config):
+    latent_dim, kind = config.model.latent_dim, design(config).kind
+    authorized = variants_cache(config).authorized.apply
+
+    def sample(models: Models, key: jax.Array, n: int) -> jax.Array:
+        generator = models["generator"]
+        generator.eval()
+        return generate(generator, jax.random.normal(key, (n, latent_dim)), authorized, kind)
+
+    return sample
+
+
+FAMILY = Family(
+    name="egan_dcgan",
+    default_config=default_config,
+    build_models=build_models,
+    build_optimizers=build_optimizers,
+    make_batches=make_batches,
+    make_train_step=make_train_step,
+    make_sample=make_sample,
+    key_fingerprint=key_fingerprint,
+)
