@@ -167,6 +167,30 @@ def test_a2b_gives_xor_shares_of_every_bit():
     assert run.cost()["rounds"] == 7
 
 
+@pytest.mark.parametrize("width", [32, 21])
+def test_low_bits_and_leading_one_are_exact(width):
+    rng = np.random.default_rng(35)
+    v = np.concatenate([rng.integers(1, 2**width, 300), [1, 2**width - 1, 2 ** (width - 1)]])
+    v0, v1 = ring.share(ring.as_ring(v), ring.Prg(36))
+    run = run_two_party(
+        lambda p, x: (compare.low_bits(p, x, width), compare.leading_one(p, x, width)),
+        (v0,),
+        (v1,),
+        dealer=Dealer(37),
+    )
+    (bits0, hot0), (bits1, hot1) = run.outputs
+    words = bits0 ^ bits1  # bit-sliced: row j = bit j of 64 elements per word
+    got = np.stack([np.unpackbits(r.view(np.uint8), bitorder="little")[: v.size] for r in words])
+    np.testing.assert_array_equal(got.T, (v[:, None] >> np.arange(width)) & 1)
+    onehot = ring.reconstruct(hot0, hot1)
+    np.testing.assert_array_equal(
+        onehot, np.arange(width)[None, :] == np.floor(np.log2(v))[:, None]
+    )
+    levels = int(np.ceil(np.log2(width)))
+    # low_bits: generate + levels; leading_one: low_bits again + prefix-OR levels + B2A
+    assert run.cost()["rounds"] == (1 + levels) + (1 + levels + levels + 1)
+
+
 def test_relu_and_backward_match_plaintext():
     x = edge_values(seed=12).reshape(-1)
     (y, bit), run = run_shared(compare.relu, x, seed=13)
@@ -220,8 +244,8 @@ def test_sigmoid_and_tanh_match_plaintext():
 @pytest.mark.parametrize(
     "fn,ref,rounds",
     [
-        (nonlinear.inv_sqrt, lambda v: 1 / np.sqrt(v), 23),
-        (nonlinear.reciprocal, lambda v: 1 / v, 22),
+        (nonlinear.inv_sqrt, lambda v: 1 / np.sqrt(v), 21),
+        (nonlinear.reciprocal, lambda v: 1 / v, 20),
     ],
 )
 def test_inverse_sqrt_and_reciprocal_match_plaintext(fn, ref, rounds):

@@ -5,8 +5,8 @@ x = x0 + x1 come out of a binary adder evaluated on XOR shares with boolean Beav
 The MSB (the sign of a fixed-point value) needs only the carry into bit 63: a carry tree on
 bit-sliced shares, 64 elements to a word (generate bits, then 6 merge levels: 7 rounds, ~47 bytes
 per element per party). Full A2B
-(every bit, used by `nonlinear.normalize`) is a Kogge-Stone parallel-prefix adder on 64-bit words
-(7 rounds). B2A of a bit uses a daBit (a random bit shared both ways): open c = b XOR r (one round,
+(every bit) is a Kogge-Stone parallel-prefix adder on 64-bit words (7 rounds); `low_bits` runs the
+same adder bit-sliced on the low bits only (what `nonlinear.normalize` needs). B2A of a bit uses a daBit (a random bit shared both ways): open c = b XOR r (one round,
 one bit), then b = c + r - 2·c·r locally. So ReLU = x · [x >= 0] costs 7 + 1 + 1 = 9 rounds.
 
 This is the standard construction (ABY / CrypTen / SPU style), used in place of LP-GAN's bit-by-bit
@@ -169,22 +169,46 @@ def leaky_relu_backward(
     return arith.mul_public(party, grad, slope) + arith.mul_public(party, through, 1.0 - slope)
 
 
-def prefix_or_down(party: Party, words: np.ndarray) -> np.ndarray:
-    """XOR shares of y with y_i = OR of bits i..63 of the shared word (6 rounds; OR = a^b^(a&b))."""
-    y = words
-    for k in _LEVELS:
-        shifted = y >> np.uint64(k)
-        (both,) = and_words(party, [(y, shifted)])
-        y = y ^ shifted ^ both
-    return y
+def low_bits(party: Party, x: np.ndarray, width: int) -> np.ndarray:
+    """Bit-sliced XOR shares (width, ceil(n/64)) of bits 0..width-1 of x (x flattened, n elements).
+
+    A Kogge-Stone adder on the low ``width`` bit rows only (the carry into bit i depends on bits
+    below i alone): 1 + ceil(log2(width)) rounds, about (2·width + 4·Σ(width - k)) / 8 bytes per
+    element per party (69 for width 32, against 192 for a full 64-bit word adder)."""
+    slices = _bit_slices(x.reshape(-1))[:width]
+    zero = np.zeros_like(slices)
+    u, v = (slices, zero) if party.id == 0 else (zero, slices)
+    (generate,) = and_words(party, [(u, v)])
+    propagate, k = slices, 1
+    while k < width:
+        last = 2 * k >= width
+        pairs = [(propagate[k:], generate[:-k])] + (
+            [] if last else [(propagate[k:], propagate[:-k])]
+        )
+        out = and_words(party, pairs)
+        generate = np.concatenate([generate[:k], generate[k:] ^ out[0]])
+        if not last:
+            propagate = np.concatenate([propagate[:k], out[1]])
+        k *= 2
+    carry_in = np.concatenate([np.zeros_like(generate[:1]), generate[:-1]])
+    return slices ^ carry_in
+
+
+def leading_one(party: Party, x: np.ndarray, width: int) -> np.ndarray:
+    """Integer shares (..., width) of the one-hot position of x's highest set bit, for
+    0 < x < 2^width: low bits, a prefix OR from the top (ceil(log2(width)) rounds), the one-hot
+    difference (local) and B2A (1 round)."""
+    y, k = low_bits(party, x, width), 1
+    while k < width:
+        (both,) = and_words(party, [(y[:-k], y[k:])])
+        y = np.concatenate([y[:-k] ^ y[k:] ^ both, y[-k:]])  # y_i |= y_{i+k}
+        k *= 2
+    onehot = y ^ np.concatenate([y[1:], np.zeros_like(y[:1])])
+    bits = np.stack([_unslice(row, x.size) for row in onehot], axis=-1)
+    return b2a(party, bits.reshape(x.shape + (width,)))
 
 
 def _all_bits(words: np.ndarray) -> np.ndarray:
     """The 64 bits of uint64 words as uint8 on a new last axis, least significant first."""
     as_bytes = np.ascontiguousarray(words, dtype="<u8").view(np.uint8)
     return np.unpackbits(as_bytes.reshape(words.shape + (8,)), axis=-1, bitorder="little")
-
-
-def word_bits(words: np.ndarray, positions: range) -> np.ndarray:
-    """Bits at ``positions`` of uint64 words as uint8, stacked on a new last axis (local)."""
-    return _all_bits(words)[..., positions.start : positions.stop : positions.step]
