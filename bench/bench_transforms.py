@@ -258,7 +258,7 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
 
 
 def run(quick: bool = False, with_step: bool = True) -> dict:
-    repeats, step_repeats = (5, 1) if quick else (20, 3)
+    repeats, step_repeats = (5, 1) if quick else (20, 1)
     shapes = {}
     for shape in SHAPES:
         name = "x".join(map(str, shape))

@@ -27,7 +27,7 @@ from egan_jax.transforms import (
 from egan_jax.transforms import reference as ref
 
 FIXED_KEY = SecretKey.from_bytes(bytes(range(32)))
-PROPERTY = settings(max_examples=20, deadline=None)
+PROPERTY = settings(max_examples=15, deadline=None)
 FEW = settings(max_examples=10, deadline=None)
 
 

@@ -51,7 +51,7 @@ def feasible_for_uint8(pipe):
     )
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(pipelines())
 def test_fused_pipeline_equals_steps_reference_and_inverts_exactly(case):
     pipe, x = case

@@ -34,7 +34,7 @@ def activations(draw):
     return key, jnp.asarray(rng.normal(size=shape), dtype=dtype)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(activations())
 def test_feature_permutation_and_signs_invert_exactly(case):
     key, h = case
@@ -46,7 +46,7 @@ def test_feature_permutation_and_signs_invert_exactly(case):
     np.testing.assert_array_equal(np.asarray(g), expected)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(activations())
 def test_channel_shuffle_inverts_and_matches_definition(case):
     key, h = case
