@@ -105,3 +105,14 @@ def test_bad_feature_inputs_raise(h, message):
     material = FeatureMaterial.from_key(FIXED_KEY, channels=8)
     with pytest.raises(ShapeError, match=message):
         feature_forward(material, h)
+
+
+def test_gradients_flow_through_the_feature_transform():
+    """Inside a network the transform is differentiable: d/dh of Σ w·f(h) is w un-permuted, signed."""
+    material = FeatureMaterial.from_key(FIXED_KEY, channels=6)
+    weights = jnp.arange(1.0, 7.0)
+    h = jnp.ones((2, 6))
+    grad = jax.grad(lambda h: jnp.sum(feature_forward(material, h) * weights))(h)
+    expected = np.zeros(6, np.float32)
+    expected[material.permutation] = np.asarray(weights) * material.signs
+    np.testing.assert_array_equal(np.asarray(grad), np.broadcast_to(expected, (2, 6)))
