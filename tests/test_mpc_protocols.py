@@ -167,6 +167,16 @@ def test_a2b_gives_xor_shares_of_every_bit():
     assert run.cost()["rounds"] == 7
 
 
+@pytest.mark.parametrize("n", [1, 100, 4097])
+def test_bit_slicing_puts_bit_j_of_element_e_in_row_j(n):
+    v = ring.Prg(n).ring((n,))
+    rows = compare._bit_slices(v)
+    assert rows.shape == (64, -(-n // 64))
+    bits = np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")[:, :n]  # [j, e]
+    np.testing.assert_array_equal(bits.T, (v[:, None] >> np.arange(64, dtype=np.uint64)) & 1)
+    assert not bits[:, n:].any()
+
+
 @pytest.mark.parametrize("width", [32, 21])
 def test_low_bits_and_leading_one_are_exact(width):
     rng = np.random.default_rng(35)

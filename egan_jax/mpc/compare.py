@@ -74,14 +74,31 @@ def a2b(party: Party, x: np.ndarray) -> np.ndarray:
     return x ^ (_carries(party, x) << _ONE)
 
 
+_TRANSPOSE8 = (  # (shift, mask): Hacker's Delight 8x8 bit-matrix transpose within a uint64
+    (np.uint64(7), np.uint64(0x00AA00AA00AA00AA)),
+    (np.uint64(14), np.uint64(0x0000CCCC0000CCCC)),
+    (np.uint64(28), np.uint64(0x00000000F0F0F0F0)),
+)
+
+
 def _bit_slices(words: np.ndarray) -> np.ndarray:
     """Bit-sliced layout: row j holds bit j of every element, 64 elements to a uint64 word.
 
-    (n,) uint64 -> (64, ceil(n / 64)) uint64 (padding elements are 0)."""
-    rows = np.ascontiguousarray(_all_bits(words).T)  # contiguous rows pack faster
-    packed = np.packbits(rows, axis=-1, bitorder="little")
-    packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 8)))
-    return np.ascontiguousarray(packed).view(np.uint64)
+    (n,) uint64 -> (64, ceil(n / 64)) uint64 (padding elements are 0). Works on 8x8 bit blocks:
+    for byte position b, the b-th bytes of 8 consecutive elements form an 8x8 bit matrix in one
+    uint64; its transpose holds, in byte k, bit 8b + k of those 8 elements."""
+    n = words.size
+    padded = np.zeros(-(-n // 64) * 64, dtype="<u8")
+    padded[:n] = words
+    groups = padded.size // 8
+    by = padded.view(np.uint8).reshape(groups, 8, 8)  # [group, element, byte]
+    blocks = np.ascontiguousarray(by.transpose(2, 0, 1)).view("<u8")[..., 0]  # [byte, group]
+    for shift, mask in _TRANSPOSE8:
+        t = (blocks ^ (blocks >> shift)) & mask
+        blocks = blocks ^ t ^ (t << shift)
+    planes = blocks.view(np.uint8).reshape(8, groups, 8)  # [byte b, group, bit k]
+    rows = np.ascontiguousarray(planes.transpose(0, 2, 1)).reshape(64, groups)  # row 8b + k
+    return rows.view("<u8")
 
 
 def _unslice(row: np.ndarray, n: int) -> np.ndarray:
