@@ -172,9 +172,9 @@ def test_bit_slicing_puts_bit_j_of_element_e_in_row_j(n):
     v = ring.Prg(n).ring((n,))
     rows = compare._bit_slices(v)
     assert rows.shape == (64, -(-n // 64))
-    bits = np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")[:, :n]  # [j, e]
-    np.testing.assert_array_equal(bits.T, (v[:, None] >> np.arange(64, dtype=np.uint64)) & 1)
-    assert not bits[:, n:].any()
+    bits = np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")  # [j, e]
+    np.testing.assert_array_equal(bits[:, :n].T, (v[:, None] >> np.arange(64, dtype=np.uint64)) & 1)
+    assert not bits[:, n:].any()  # padding elements are 0
 
 
 @pytest.mark.parametrize("width", [32, 21])
