@@ -159,6 +159,14 @@ def test_msb_drelu_and_less_than_are_exact():
     np.testing.assert_array_equal(bit, (xe < fixed(y)).astype(np.uint64))
 
 
+def test_and_of_private_inputs_opens_one_word_each():
+    prg = ring.Prg(38)
+    u, v = prg.ring((300,)), prg.ring((300,))
+    run = run_two_party(compare.and_private, (u,), (v,), dealer=Dealer(39))
+    np.testing.assert_array_equal(run.outputs[0] ^ run.outputs[1], u & v)
+    assert [c.bytes_sent for c in run.channel] == [frame_bytes(((300,), 8 * 300))] * 2
+
+
 def test_a2b_gives_xor_shares_of_every_bit():
     v = ring.Prg(9).ring((500,))
     v0, v1 = ring.share(v, ring.Prg(10))
@@ -297,9 +305,10 @@ def test_byte_and_round_counters_follow_the_frame_layout():
         words = -(-n // 64)
         return frame_bytes(*[((rows, words), 8 * rows * words)] * count)
 
-    # carry tree: generate bits of 63 positions (2 arrays), merge levels with 32..2 groups
-    # (4 arrays), the last with 1 group (2 arrays); then B2A (1 bit), then the Beaver product
-    tree = [sliced(63, 2)] + [sliced(m, 4) for m in (32, 16, 8, 4, 2)] + [sliced(1, 2)]
+    # carry tree: generate bits of 63 positions (an AND of private inputs: 1 array), merge levels
+    # with 32..2 groups (4 arrays), the last with 1 group (2 arrays); then B2A (1 bit), then the
+    # Beaver product
+    tree = [sliced(63, 1)] + [sliced(m, 4) for m in (32, 16, 8, 4, 2)] + [sliced(1, 2)]
     relu_bytes = sum(tree) + packed(n) + mul_frame
     assert [s.bytes_sent for s in run.channel] == [relu_bytes, relu_bytes]
     assert [s.messages_sent for s in run.channel] == [9, 9]

@@ -3,7 +3,7 @@
 The parties' arithmetic shares x0, x1 are two addends known to one party each, so the bits of
 x = x0 + x1 come out of a binary adder evaluated on XOR shares with boolean Beaver (AND) triples.
 The MSB (the sign of a fixed-point value) needs only the carry into bit 63: a carry tree on
-bit-sliced shares, 64 elements to a word (generate bits, then 6 merge levels: 7 rounds, ~47 bytes
+bit-sliced shares, 64 elements to a word (generate bits, then 6 merge levels: 7 rounds, ~39 bytes
 per element per party). Full A2B
 (every bit) is a Kogge-Stone parallel-prefix adder on 64-bit words (7 rounds); `low_bits` runs the
 same adder bit-sliced on the low bits only (what `nonlinear.normalize` needs). B2A of a bit uses a daBit (a random bit shared both ways): open c = b XOR r (one round,
@@ -46,17 +46,22 @@ def and_words(party: Party, pairs: list[tuple[np.ndarray, np.ndarray]]) -> list[
     return out
 
 
-def _addends(party: Party, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """XOR shares of the two addends U = x0 (party 0's share) and V = x1 (party 1's)."""
-    zero = np.zeros_like(x)
-    return (x, zero) if party.id == 0 else (zero, x)
+def and_private(party: Party, own: np.ndarray) -> np.ndarray:
+    """XOR shares of u & v where party 0 holds u and party 1 holds v (``own``), in one round with
+    one opened word per gate each (a general AND opens two): party 0 sends d = u ^ a, party 1 sends
+    e = v ^ b, and u & v = (a & e) ^ (d & e) ^ (d & b) ^ (a & b)."""
+    mask, r = party.dealer.and_private(own.shape)
+    (peer,) = party.channel.exchange(own ^ mask)
+    if party.id == 0:  # mask = a, peer = e
+        return (mask & peer) ^ r
+    d, e = peer, own ^ mask  # mask = b
+    return (d & e) ^ (d & mask) ^ r
 
 
 def _carries(party: Party, x: np.ndarray) -> np.ndarray:
     """XOR shares of the carry-out word G of x0 + x1 (bit i = carry out of position i)."""
-    u, v = _addends(party, x)
     propagate = x  # U ^ V, locally: each party's own share
-    (generate,) = and_words(party, [(u, v)])
+    generate = and_private(party, x)  # U & V
     for k in _LEVELS:
         shift = np.uint64(k)
         if k == _LEVELS[-1]:  # the last level needs no group propagate
@@ -112,16 +117,15 @@ def msb_bits(party: Party, x: np.ndarray) -> np.ndarray:
     msb(x0 + x1) = x0[63] ^ x1[63] ^ carry into bit 63. The carry comes from a binary tree over the
     low 63 bit positions, on bit-sliced shares (bit j of 64 elements in one word, so each AND gate
     opens one bit): generate bits g = u & v, then 6 levels that merge neighbouring groups,
-    g = g_hi ^ (p_hi & g_lo), p = p_hi & p_lo. Only surviving groups are opened: 2·63 + 4·62 + 2 bits,
-    about 47 bytes per element per party (a word-level Kogge-Stone adder sends 192)."""
+    g = g_hi ^ (p_hi & g_lo), p = p_hi & p_lo. The generate bits are an AND of private inputs (one
+    opened bit each); then only surviving groups are opened: 63 + 4·62 + 2 bits, about 39 bytes per
+    element per party (a word-level Kogge-Stone adder sends 192)."""
     n = x.size
     slices = _bit_slices(x.reshape(-1))
-    zero = np.zeros_like(slices[:63])
-    u, v = (slices[:63], zero) if party.id == 0 else (zero, slices[:63])
     # position 63 joins as the neutral group (g = 0, p = 1): the tree then has 64 leaves
     neutral = np.full_like(slices[:1], np.uint64(2**64 - 1) if party.id == 0 else 0)
     propagate = np.concatenate([slices[:63], neutral])
-    (generate,) = and_words(party, [(u, v)])
+    generate = and_private(party, slices[:63])
     generate = np.concatenate([generate, np.zeros_like(neutral)])
     while generate.shape[0] > 1:
         g_lo, g_hi = generate[0::2], generate[1::2]
@@ -190,12 +194,10 @@ def low_bits(party: Party, x: np.ndarray, width: int) -> np.ndarray:
     """Bit-sliced XOR shares (width, ceil(n/64)) of bits 0..width-1 of x (x flattened, n elements).
 
     A Kogge-Stone adder on the low ``width`` bit rows only (the carry into bit i depends on bits
-    below i alone): 1 + ceil(log2(width)) rounds, about (2·width + 4·Σ(width - k)) / 8 bytes per
-    element per party (69 for width 32, against 192 for a full 64-bit word adder)."""
+    below i alone): 1 + ceil(log2(width)) rounds, about (width + 4·Σ(width - k)) / 8 bytes per
+    element per party (65 for width 32, against 192 for a full 64-bit word adder)."""
     slices = _bit_slices(x.reshape(-1))[:width]
-    zero = np.zeros_like(slices)
-    u, v = (slices, zero) if party.id == 0 else (zero, slices)
-    (generate,) = and_words(party, [(u, v)])
+    generate = and_private(party, slices)
     propagate, k = slices, 1
     while k < width:
         last = 2 * k >= width

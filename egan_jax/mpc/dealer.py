@@ -124,6 +124,10 @@ class Dealer:
             a, b = prg.ring(key[1]), prg.ring(key[1])
             (a0, a1), (b0, b1), (c0, c1) = (_xor_share(v, prg) for v in (a, b, a & b))
             halves = (a0, b0, c0), (a1, b1, c1)
+        elif kind == "and_private":
+            a, b = prg.ring(key[1]), prg.ring(key[1])
+            r0, r1 = _xor_share(a & b, prg)
+            halves = (a, r0), (b, r1)
         elif kind == "dabit":
             r = prg.bits(key[1])
             (rb0, rb1), (ra0, ra1) = _xor_share(r, prg), ring.share(r.astype(np.uint64), prg)
@@ -158,6 +162,10 @@ class DealerEndpoint:
     def and_triple(self, shape) -> tuple[np.ndarray, ...]:
         """(a_i, b_i, c_i) XOR shares of 64-bit words with c = a & b."""
         return self._dealer.request(self.party_id, ("and", tuple(shape)))
+
+    def and_private(self, shape) -> tuple[np.ndarray, ...]:
+        """Party 0: (a, r0); party 1: (b, r1); uint64 words with r0 ^ r1 = a & b."""
+        return self._dealer.request(self.party_id, ("and_private", tuple(shape)))
 
     def dabit(self, shape) -> tuple[np.ndarray, ...]:
         """(r_bool_i uint8, r_arith_i uint64): a random bit shared both ways."""
