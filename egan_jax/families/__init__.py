@@ -62,6 +62,8 @@ FAMILIES: dict[str, str] = {
     "dcgan": "egan_jax.families.dcgan:FAMILY",
     "srgan": "egan_jax.families.srgan:FAMILY",
     "cyclegan": "egan_jax.families.cyclegan:FAMILY",
+    "egan_dcgan": "egan_jax.families.egan_dcgan:FAMILY",
+    "classifier": "egan_jax.families.classifier:FAMILY",
 }
 
 
