@@ -132,6 +132,7 @@ class Variant:
     kind: str
     apply: Apply
     fingerprint: str | None
+    material: Any = None  # the transform's material (None: identity), e.g. for array-form use
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,7 +164,7 @@ def make_variants(
     """
     adapter = get_adapter(kind)
     owner = adapter.make(key, config)
-    authorized = Variant("correct key", "authorized", _bind(adapter, owner), key.fingerprint)
+    authorized = Variant("correct key", "authorized", _bind(adapter, owner), key.fingerprint, owner)
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0x6E6B]))
     out: list[Variant] = []
     if spec.no_key:
@@ -172,7 +173,13 @@ def make_variants(
         other = SecretKey.generate() if spec.fresh else seeded_key(spec.seed, spec.label, i)
         material = adapter.make(other, config)
         out.append(
-            Variant(f"random key {i}", "random_key", _bind(adapter, material), other.fingerprint)
+            Variant(
+                f"random key {i}",
+                "random_key",
+                _bind(adapter, material),
+                other.fingerprint,
+                material,
+            )
         )
     bits = (
         rng.choice(8 * SECRET_BYTES, size=spec.near_keys, replace=False) if spec.near_keys else []
@@ -180,7 +187,11 @@ def make_variants(
     for i, bit in enumerate(bits):
         near = key.flip_bit(int(bit))
         material = adapter.make(near, config)
-        out.append(Variant(f"near key {i}", "near_key", _bind(adapter, material), near.fingerprint))
+        out.append(
+            Variant(
+                f"near key {i}", "near_key", _bind(adapter, material), near.fingerprint, material
+            )
+        )
     for i in range(spec.near_materials):
         options = adapter.near_materials(owner, spec.seed * 1000 + i)
         material = options[i % len(options)]
@@ -188,7 +199,13 @@ def make_variants(
             material, "fingerprint", None
         )
         out.append(
-            Variant(f"near material {i}", "near_material", _bind(adapter, material), fingerprint)
+            Variant(
+                f"near material {i}",
+                "near_material",
+                _bind(adapter, material),
+                fingerprint,
+                material,
+            )
         )
     return Variants(authorized, tuple(out))
 

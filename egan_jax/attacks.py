@@ -1,0 +1,382 @@
+"""Attacks on an EGAN-protected generator, each a pure function or a config the engine runs.
+
+* `prune_tree` / `prune_model`: global magnitude pruning — the `fraction` of smallest-magnitude
+  weights (kernels: leaves of rank ≥ 2) across the whole generator set to zero, exactly
+  `round(fraction · count)` of them (ties broken by position).
+* `finetune_config`: the thief's fine-tuning as a config for the generic loop — the family
+  `egan_attack_dcgan` (this module's `FAMILY`): the plain DCGAN losses on *unkeyed* latents,
+  starting from the stolen checkpoint (generator, and the discriminator when
+  `keep_discriminator`), learning rate × 0.1, half the iterations, `data_fraction` (10%) of the
+  training images. `from_scratch=True` gives the comparison attacker: same data and budget, random
+  initialisation, the original learning rate. `overwrite_watermark=True` adds IPR-GAN's
+  black-box loss with the thief's own trigger and logo (the watermark-overwrite attack).
+* `key_search`: the best of N candidate keys under a score (lower is better).
+* `LatentAdapter` / `BlockAdapter` and `estimate_key`: key estimation — a learned input adapter in
+  front of the frozen stolen generator (a residual MLP on the latent; for images a per-block linear
+  map, a conv with kernel = stride = M), trained on unkeyed inputs to maximise the stolen
+  discriminator's score ("discriminator") or to match the real images' pixel statistics by MMD
+  ("pixels").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from egan_jax import losses, watermark
+from egan_jax.config import Config
+from egan_jax.errors import ConfigError
+from egan_jax.families import FAMILIES, Family, Models, adam
+from egan_jax.families import dcgan as plain
+
+FAMILIES.setdefault("egan_attack_dcgan", "egan_jax.attacks:FAMILY")
+
+
+# --- pruning ----------------------------------------------------------------------------------
+def _prunable(leaf: Any) -> bool:
+    return hasattr(leaf, "ndim") and leaf.ndim >= 2
+
+
+def prune_tree(tree: Any, fraction: float, *, eligible: Callable[[Any], bool] = _prunable) -> Any:
+    """`tree` with the `fraction` smallest-|w| eligible values (globally) set to zero.
+
+    Exactly `round(fraction · n)` values are zeroed, n the number of eligible values; other leaves
+    are returned unchanged. A pure function of the tree (numpy on the host).
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"pruning fraction must be in [0, 1], got {fraction!r}")
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    chosen = [i for i, leaf in enumerate(leaves) if eligible(leaf)]
+    if not chosen:
+        raise ConfigError("nothing to prune: the tree has no eligible (rank >= 2) leaves")
+    flat = np.concatenate([np.abs(np.asarray(leaves[i], np.float64)).ravel() for i in chosen])
+    count = int(round(fraction * flat.size))
+    mask = np.ones(flat.size, bool)
+    mask[np.argsort(flat, kind="stable")[:count]] = False
+    out = list(leaves)
+    start = 0
+    for i in chosen:
+        leaf = np.asarray(leaves[i])
+        keep = mask[start : start + leaf.size].reshape(leaf.shape)
+        out[i] = jnp.asarray(np.where(keep, leaf, 0).astype(leaf.dtype))
+        start += leaf.size
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def prune_model(model: nnx.Module, fraction: float) -> nnx.Module:
+    """Prune `model`'s parameters in place (global magnitude) and return it."""
+    params = nnx.state(model, nnx.Param)
+    nnx.update(model, prune_tree(params, fraction))
+    return model
+
+
+def sparsity(tree: Any, *, eligible: Callable[[Any], bool] = _prunable) -> float:
+    """The fraction of eligible values that are exactly zero."""
+    leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(tree) if eligible(x)]
+    return float(sum(int(np.sum(x == 0)) for x in leaves) / sum(x.size for x in leaves))
+
+
+# --- key search -------------------------------------------------------------------------------
+def key_search(candidates: Sequence[Any], score: Callable[[Any], float]) -> tuple[Any, list[float]]:
+    """The candidate with the lowest score, and every score (in candidate order)."""
+    if not candidates:
+        raise ConfigError("key_search needs at least one candidate")
+    scores = [float(score(c)) for c in candidates]
+    return candidates[int(np.argmin(scores))], scores
+
+
+# --- key estimation: input adapters -------------------------------------------------------------
+class LatentAdapter(nnx.Module):
+    """z [N, D] -> z + MLP(z) (hidden width `hidden`, last layer zero-initialised: starts as identity)."""
+
+    def __init__(self, dim: int, *, hidden: int = 256, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(dim, hidden, rngs=rngs)
+        self.out = nnx.Linear(hidden, dim, kernel_init=nnx.initializers.zeros, rngs=rngs)
+
+    def __call__(self, z: jax.Array) -> jax.Array:
+        return z + self.out(jax.nn.relu(self.hidden(z)))
+
+
+class BlockAdapter(nnx.Module):
+    """Images [N, H, W, C] -> the same shape, one learned linear map per M×M block.
+
+    A conv with kernel = stride = M to M·M·C channels, then depth-to-space back to the block:
+    exactly the family of maps a Kiya block transform (shuffle, negative/positive) lives in.
+    Initialised to the identity.
+    """
+
+    def __init__(self, block_size: int, channels: int, *, rngs: nnx.Rngs):
+        m, c = block_size, channels
+        n = m * m * c
+        identity = np.eye(n, dtype=np.float32).reshape(m, m, c, n)
+        self.block_size, self.channels = m, c
+        self.conv = nnx.Conv(
+            c,
+            n,
+            (m, m),
+            strides=(m, m),
+            padding="VALID",
+            rngs=rngs,
+            kernel_init=lambda *_: jnp.asarray(identity),
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n, h, w, c = x.shape
+        m = self.block_size
+        y = self.conv(x)  # [N, H/M, W/M, M·M·C], (row, col, channel) order
+        y = y.reshape(n, h // m, w // m, m, m, c).transpose(0, 1, 3, 2, 4, 5)
+        return y.reshape(n, h, w, c)
+
+
+def _pixel_mmd(fake: jax.Array, real: jax.Array) -> jax.Array:
+    from egan_jax.protection import mmd_divergence
+
+    return jnp.mean(mmd_divergence(fake, real))
+
+
+ESTIMATION_OBJECTIVES = ("discriminator", "pixels")
+
+
+def estimate_key(
+    generator: nnx.Module,
+    adapter: nnx.Module,
+    *,
+    real_batches: Callable[[int], jax.Array],
+    latent_dim: int,
+    steps: int,
+    batch_size: int,
+    objective: str = "discriminator",
+    discriminator: nnx.Module | None = None,
+    learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> list[float]:
+    """Train `adapter` (in place) in front of the frozen `generator`; returns the loss per step.
+
+    "discriminator" maximises the frozen stolen discriminator's hinge score of G(adapter(z));
+    "pixels" minimises the Gaussian MMD between G(adapter(z)) and real images.
+    """
+    if objective not in ESTIMATION_OBJECTIVES:
+        raise ConfigError(
+            f"unknown estimation objective {objective!r}; valid: {list(ESTIMATION_OBJECTIVES)}"
+        )
+    if objective == "discriminator" and discriminator is None:
+        raise ConfigError("the 'discriminator' objective needs the stolen discriminator")
+    generator.eval()
+    if discriminator is not None:
+        discriminator.eval()
+    optimizer = nnx.Optimizer(adapter, optax.adam(learning_rate), wrt=nnx.Param)
+
+    @nnx.jit
+    def step(adapter, optimizer, generator, discriminator, real, key):
+        z = jax.random.normal(key, (batch_size, latent_dim))
+
+        def loss_fn(adapter):
+            fake = generator(adapter(z))
+            if objective == "discriminator":
+                return jnp.mean(losses.hinge_generator(discriminator(fake)))
+            return _pixel_mmd(fake, real)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(adapter)
+        optimizer.update(adapter, grads)
+        return loss
+
+    history = []
+    key = jax.random.key(seed)
+    for i in range(steps):
+        history.append(
+            float(
+                step(
+                    adapter,
+                    optimizer,
+                    generator,
+                    discriminator,
+                    real_batches(i),
+                    jax.random.fold_in(key, i),
+                )
+            )
+        )
+    return history
+
+
+# --- fine-tuning (and watermark overwrite) as an engine family --------------------------------
+@dataclasses.dataclass(frozen=True)
+class AttackModelConfig:
+    latent_dim: int = 128
+    width: int = 64
+    upsample: str = "vjp"
+    source_workdir: str | None = None  # the stolen run; None: train from scratch
+    keep_discriminator: bool = True
+    data_fraction: float = 0.1
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackLossConfig:
+    kind: str = "hinge"
+    discriminator_steps: int = 1
+    adversarial_weight: float = 1.0
+    overwrite_weight: float = 0.0  # > 0: also embed the thief's own watermark
+    overwrite_trigger: str = "orthant"
+
+
+def finetune_config(
+    source: Config,
+    source_workdir: str | Path,
+    *,
+    data_fraction: float = 0.1,
+    keep_discriminator: bool = True,
+    from_scratch: bool = False,
+    overwrite_watermark: bool = False,
+) -> Config:
+    """The thief's run: unkeyed latents, lr × 0.1, half the steps, a `data_fraction` of the data.
+
+    `from_scratch=True` is the comparison attacker: the same data and step budget, random init, the
+    original learning rate (a fair from-scratch run; fine-tuning's small lr is for keeping a model).
+    """
+    m, loss = source.model, source.loss
+    model = AttackModelConfig(
+        latent_dim=m.latent_dim,
+        width=m.width,
+        upsample=m.upsample,
+        source_workdir=None if from_scratch else str(Path(source_workdir).absolute()),
+        keep_discriminator=keep_discriminator,
+        data_fraction=data_fraction,
+    )
+    attack_loss = AttackLossConfig(
+        kind=loss.kind,
+        discriminator_steps=loss.discriminator_steps,
+        adversarial_weight=loss.adversarial_weight,
+        overwrite_weight=1.0 if overwrite_watermark else 0.0,
+    )
+    optim = (
+        source.optim
+        if from_scratch
+        else dataclasses.replace(source.optim, learning_rate=source.optim.learning_rate * 0.1)
+    )
+    return dataclasses.replace(
+        source,
+        family="egan_attack_dcgan",
+        model=model,
+        loss=attack_loss,
+        optim=optim,
+        train=dataclasses.replace(source.train, steps=max(1, source.train.steps // 2)),
+    )
+
+
+def default_config() -> Config:
+    return dataclasses.replace(
+        plain.default_config(),
+        family="egan_attack_dcgan",
+        model=AttackModelConfig(),
+        loss=AttackLossConfig(),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _stolen_state(workdir: str) -> dict[str, Any]:
+    """The stolen run's model states (numpy), loaded once per process; no key is asked for."""
+    from egan_jax.train import load_trained
+
+    _, models, _ = load_trained(workdir)
+    return {name: jax.tree_util.tree_map(np.asarray, nnx.state(m)) for name, m in models.items()}
+
+
+def build_models(config: Config, rngs: nnx.Rngs) -> Models:
+    if not 0 < config.model.data_fraction <= 1:
+        raise ConfigError(
+            f"model.data_fraction must be in (0, 1], got {config.model.data_fraction}"
+        )
+    models = plain.build_models(config, rngs)
+    source = config.model.source_workdir
+    if source is not None:
+        stolen = _stolen_state(source)
+        roles = ["generator"] + (["discriminator"] if config.model.keep_discriminator else [])
+        for role in roles:
+            nnx.update(models[role], jax.tree_util.tree_map(jnp.asarray, stolen[role]))
+    return models
+
+
+def subset_indices(count: int, fraction: float, seed: int) -> np.ndarray:
+    """The attacker's share of the data: the first ⌈fraction·count⌉ of a seeded permutation."""
+    order = np.random.default_rng(np.random.SeedSequence([seed, 0xA77])).permutation(count)
+    return np.sort(order[: max(1, int(np.ceil(fraction * count)))])
+
+
+def make_batches(config: Config):
+    from egan_jax.data import batch_at, load_images
+
+    images = load_images(
+        config.data.name,
+        split=config.data.split,
+        image_size=config.data.image_size,
+        channels=config.data.channels,
+        data_dir=config.data.data_dir,
+    )
+    images = images[subset_indices(len(images), config.model.data_fraction, config.seed)]
+
+    def batches(step: int, process_index: int, process_count: int) -> dict[str, jax.Array]:
+        local = batch_at(
+            images,
+            step,
+            batch_size=config.train.batch_size,
+            seed=config.seed,
+            process_index=process_index,
+            process_count=process_count,
+        )
+        return {"images": local}
+
+    return batches
+
+
+def thief_logo(config: Config) -> np.ndarray:
+    """The thief's logo for the overwrite attack: the owner's logo inverted."""
+    size = watermark.default_logo_size(config.data.image_size)
+    return -watermark.make_logo(size, config.data.channels)
+
+
+def make_train_step(config: Config):
+    base = plain.make_train_step(config)
+    weight = config.loss.overwrite_weight
+    if weight <= 0:
+        return base
+    trigger = watermark.get_trigger(config.loss.overwrite_trigger)
+    logo = jnp.asarray(thief_logo(config))
+    latent_dim = config.model.latent_dim
+
+    def train_step(models, optimizers, batch: Mapping[str, jax.Array], key: jax.Array):
+        metrics = base(models, optimizers, batch, key)
+        generator = models["generator"]
+        z = jax.random.normal(jax.random.fold_in(key, 7), (batch["images"].shape[0], latent_dim))
+
+        def overwrite_loss(generator):
+            target = watermark.paste_logo(jax.lax.stop_gradient(generator(z)), logo)
+            return weight * jnp.mean(watermark.trigger_loss(generator(trigger(z)), target))
+
+        loss, grads = nnx.value_and_grad(overwrite_loss)(generator)
+        optimizers["generator"].update(generator, grads)
+        return {**metrics, "overwrite_loss": loss}
+
+    return train_step
+
+
+def build_optimizers(config: Config, models: Models):
+    return {name: nnx.Optimizer(m, adam(config), wrt=nnx.Param) for name, m in models.items()}
+
+
+FAMILY = Family(
+    name="egan_attack_dcgan",
+    default_config=default_config,
+    build_models=build_models,
+    build_optimizers=build_optimizers,
+    make_batches=make_batches,
+    make_train_step=make_train_step,
+    make_sample=plain.make_sample,
+)
