@@ -1,0 +1,158 @@
+"""`egan evaluate` and `egan attack ...`: the protection report of an EGAN-protected run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+EVALUATE_EPILOG = """\
+examples:
+  egan evaluate --workdir runs/egan_digits --baseline runs/dcgan_digits
+  egan evaluate --workdir runs/egan_digits --key owner.key --samples 1000 --random-keys 10
+
+Writes WORKDIR/report/{report.md,report.json,grid.png} (or --out). Rows: the unprotected baseline
+(with --baseline), the correct key, no key, random keys, near-miss keys and near-miss material, then
+any attack rows that `egan attack` stored in WORKDIR/attacks/. A key whose fingerprint differs from
+the checkpoint's is refused.
+"""
+
+ATTACK_EPILOG = """\
+examples:
+  egan attack prune --workdir runs/egan_digits
+  egan attack search --workdir runs/egan_digits --candidates 20
+  egan attack estimate --workdir runs/egan_digits --objective discriminator --steps 300
+  egan attack finetune --workdir runs/egan_digits
+
+Each attack stores its rows in WORKDIR/attacks/NAME.json; `egan evaluate` adds them to the report.
+search, estimate and finetune use no key (finetune also checks the owner's key afterwards).
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workdir", required=True, help="an egan_dcgan training workdir")
+    parser.add_argument("--samples", type=int, default=500, help="images per FD (default 500)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of latents and stand-in keys")
+    parser.add_argument("--cache-dir", default=None, help="where the digits classifier is cached")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="protection report of an EGAN-protected run (markdown, JSON, PNG grid)",
+        description="Digits Fréchet distance of a protected DCGAN with the correct key, no key, "
+        "random keys and near-miss keys, against an unprotected baseline.",
+        epilog=EVALUATE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _common(evaluate)
+    evaluate.add_argument("--key", default=None, help="key file (default: the run's key_file)")
+    evaluate.add_argument("--baseline", default=None, help="workdir of the unprotected DCGAN")
+    evaluate.add_argument("--out", default=None, help="report folder (default WORKDIR/report)")
+    evaluate.add_argument("--random-keys", type=int, default=10, help="random keys (default 10)")
+    evaluate.set_defaults(func=run_evaluate)
+
+    attack = subparsers.add_parser(
+        "attack",
+        help="attack an EGAN-protected run (prune, search, estimate, finetune)",
+        description="Run one attack on a protected run and store its report rows.",
+        epilog=ATTACK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    attack.add_argument("attack", choices=sorted(ATTACKS), help="which attack")
+    _common(attack)
+    attack.add_argument("--key", default=None, help="owner's key file (prune, finetune checks)")
+    attack.add_argument("--candidates", type=int, default=20, help="search: keys tried")
+    attack.add_argument(
+        "--objective", default="discriminator", help="estimate: discriminator or pixels"
+    )
+    attack.add_argument("--steps", type=int, default=None, help="estimate/finetune: steps")
+    attack.set_defaults(func=run_attack)
+
+
+def _key(path: str | None):
+    if path is None:
+        return None
+    from egan_jax.keys import SecretKey
+
+    return SecretKey.load(path)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from egan_jax.evaluate import evaluate_workdir, markdown_table
+
+    report = evaluate_workdir(
+        args.workdir,
+        key=_key(args.key),
+        baseline=args.baseline,
+        out=args.out,
+        num_samples=args.samples,
+        seed=args.seed,
+        random_keys=args.random_keys,
+        cache_dir=args.cache_dir,
+    )
+    print(markdown_table(report["rows"], report["summary"].get("baseline_fd")))
+    print(json.dumps(report["paths"]))
+    return 0
+
+
+def _prune(args):
+    from egan_jax.evaluate import attack_prune
+
+    return attack_prune(
+        args.workdir,
+        key=_key(args.key),
+        num_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _search(args):
+    from egan_jax.evaluate import attack_search
+
+    return attack_search(
+        args.workdir,
+        candidates=args.candidates,
+        num_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _estimate(args):
+    from egan_jax.evaluate import attack_estimate
+
+    return attack_estimate(
+        args.workdir,
+        objective=args.objective,
+        steps=args.steps or 300,
+        num_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+
+
+def _finetune(args):
+    from egan_jax.evaluate import attack_finetune
+
+    return attack_finetune(
+        args.workdir,
+        key=_key(args.key),
+        num_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        steps=args.steps,
+    )
+
+
+ATTACKS = {"prune": _prune, "search": _search, "estimate": _estimate, "finetune": _finetune}
+
+
+def run_attack(args: argparse.Namespace) -> int:
+    from egan_jax.evaluate import markdown_table
+
+    rows = ATTACKS[args.attack](args)
+    print(markdown_table(rows, None))
+    print(f"rows stored in {Path(args.workdir) / 'attacks'}")
+    return 0
