@@ -11,8 +11,9 @@ The content loss is the MSE of VGG19 features (`loss.vgg_layer`, relu5_4 by defa
 `loss.feature_scale` = 1/12.75 as Ledig et al.) when `loss.vgg_weights` names a converted weights
 file (see `egan_jax.models.vgg`); without one it falls back to the pixel MSE, says so with a warning
 when the step is built, and logs `content_vgg = 0` with every step's metrics (1 with VGG).
-The VGG network is a model of the run (role "content", no optimizer): it is saved with the
-checkpoints, so a run resumes without the weights file.
+The VGG network is a model of the run (role "content", no optimizer, never updated): its weights
+are saved with the checkpoints; the weights file must still exist when a run resumes, since the
+models are rebuilt from the config before the checkpoint is restored into them.
 
 Data: `data.name` "photos" (bundled) or "tfds:div2k/bicubic_x4"; `data.image_size` is the HR crop
 (96), LR crops are image_size / model.scale. Evaluation: Y-channel PSNR/SSIM (4-px border) of the
