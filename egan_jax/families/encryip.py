@@ -1,0 +1,297 @@
+"""The EncryIP family: a classifier trained on encrypted, randomized labels (issue 8; Mu et al.,
+AAAI 2024 — the design details are ours, see egan_jax/encryip/__init__.py).
+
+The network (``model.arch`` as in the classifier family) has an N-way head, ``N = K * per_class +
+num_fakes``: one output per codebook entry. Each step, every example of class ``y`` is trained
+towards one of ``y``'s ``per_class`` codebook indices drawn at random from the step key
+(:func:`codebook.randomized_targets`), and ``loss.triggers_per_step`` of the F trigger images
+(keyed noise, :mod:`egan_jax.encryip.derive`) towards their Fake entries, in the same forward pass
+(so batch norm's statistics always see the same mix, in training and in its running averages).
+With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison.
+
+The codebook and triggers are derived from the owner's registry (``model.registry``, 0600) and the
+codebook parameters; checkpoints store only the codebook's fingerprint (which names the public key).
+Users read classes by decrypting the published codebook (``egan encryip publish`` / ``decrypt``).
+
+Evaluation (test split): the plain model's accuracy, the protected model decoded with the owner's map
+and with each of the first ``loss.eval_users`` issued keys (min / mean / max), with a random map (what
+the N anonymous outputs give without a key), the trigger hit rate and how many of those users tracing
+identifies. The full report (all users, false accusations, the attacker's curve, robustness) is
+``egan encryip evaluate`` (:mod:`egan_jax.encryip.report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from egan_jax.config import (
+    CheckpointConfig,
+    Config,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    TrainConfig,
+)
+from egan_jax.encryip import codebook as cb
+from egan_jax.encryip import derive, pipeline
+from egan_jax.errors import ConfigError
+from egan_jax.families import FAMILIES, Family, Models, Optimizers, adam
+from egan_jax.families import classifier as plain
+
+# Importing this module (an experiment config does) registers the family; the registry line in
+# egan_jax/families/__init__.py makes `egan train` find it without the import.
+FAMILIES.setdefault("encryip", "egan_jax.families.encryip:FAMILY")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    arch: str = "cnn"  # resnet18 | cnn | convmixer | vit
+    width: int = 32
+    depth: int = 0  # 0: the architecture's default
+    patch_size: int = 4  # convmixer / vit
+    heads: int = 0  # vit; 0: chosen from the width
+    baseline: bool = True  # also train a plain K-way twin on the same batches
+    registry: str | None = None  # the owner's key registry (egan encryip keygen)
+    per_class: int = 10  # m: honest codebook entries per class
+    num_fakes: int = 32  # F: Fake entries = trigger inputs (tracing queries)
+    codebook_label: str = "default"  # another label gives an independent codebook
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    trigger_weight: float = 1.0
+    triggers_per_step: int = 8
+    test_split: str = "test"
+    eval_batch_size: int = 250
+    eval_users: int = 3  # issued keys decrypted by the training-time evaluation
+    false_accusation_rate: float = 1e-6
+
+
+def default_config() -> Config:
+    return Config(
+        family="encryip",
+        model=ModelConfig(),
+        loss=LossConfig(),
+        data=DataConfig(name="digits", image_size=32, channels=1),
+        train=TrainConfig(steps=1000, batch_size=64),
+        optim=OptimConfig(learning_rate=1e-3, b1=0.9, b2=0.999),
+        log=LogConfig(every=50, sample_every=0, num_samples=16),
+        checkpoint=CheckpointConfig(every=500),
+        eval=EvalConfig(every=0),
+    )
+
+
+def _check(config: Config) -> None:
+    m, loss = config.model, config.loss
+    if not m.registry:
+        raise ConfigError(
+            "the encryip family needs the owner's key registry: set model.registry=PATH (make one "
+            "with `egan encryip keygen --registry PATH`)"
+        )
+    if m.per_class < 1 or m.num_fakes < 1:
+        raise ConfigError(
+            f"model.per_class={m.per_class} and model.num_fakes={m.num_fakes} must be >= 1"
+        )
+    if not 0 <= loss.triggers_per_step <= m.num_fakes:
+        raise ConfigError(
+            f"loss.triggers_per_step={loss.triggers_per_step} must be in 0..model.num_fakes="
+            f"{m.num_fakes}"
+        )
+
+
+def load_registry(config: Config):
+    from egan_jax.encryip.registry import Registry
+
+    _check(config)
+    return Registry.load(config.model.registry)
+
+
+def run_secrets(config: Config, owner=None) -> derive.RunSecrets:
+    """The run's codebook, codebook secret and triggers (owner side; from the registry)."""
+    _check(config)
+    owner = owner if owner is not None else load_registry(config).owner
+    m, d = config.model, config.data
+    return derive.run_secrets(
+        owner,
+        num_classes=plain.num_classes(config),
+        per_class=m.per_class,
+        num_fakes=m.num_fakes,
+        image_shape=(d.image_size, d.image_size, d.channels),
+        label=m.codebook_label,
+    )
+
+
+def num_outputs(config: Config) -> int:
+    return plain.num_classes(config) * config.model.per_class + config.model.num_fakes
+
+
+def key_fingerprint(config: Config) -> str:
+    """The codebook's fingerprint (it hashes the public key's): public, names the run's secret."""
+    return run_secrets(config).codebook.fingerprint
+
+
+def build_models(config: Config, rngs: nnx.Rngs) -> Models:
+    from egan_jax.models.classifiers import build_classifier
+
+    m = config.model
+
+    def make(outputs: int) -> nnx.Module:
+        return build_classifier(
+            m.arch,
+            num_classes=outputs,
+            image_size=config.data.image_size,
+            channels=config.data.channels,
+            width=m.width,
+            depth=m.depth or None,
+            patch_size=m.patch_size,
+            heads=m.heads or None,
+            rngs=rngs,
+        )
+
+    models = {"classifier": make(num_outputs(config))}
+    if m.baseline:
+        models["baseline"] = make(plain.num_classes(config))
+    return models
+
+
+def build_optimizers(config: Config, models: Models) -> Optimizers:
+    return {
+        name: nnx.Optimizer(model, adam(config), wrt=nnx.Param) for name, model in models.items()
+    }
+
+
+def make_batches(config: Config):
+    return plain.make_batches(config)
+
+
+def make_train_step(config: Config):
+    secrets = run_secrets(config)
+    num_classes = secrets.codebook.num_classes
+    label_table = jnp.asarray(secrets.secret.label_table())
+    owner_map = jnp.asarray(secrets.secret.classes)
+    triggers = jnp.asarray(secrets.triggers)
+    fake_targets = jnp.asarray(secrets.secret.fake_indices)
+    per_step, weight = config.loss.triggers_per_step, config.loss.trigger_weight
+
+    def train_step(
+        models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
+    ) -> dict[str, jax.Array]:
+        images, labels = batch["images"], batch["labels"]
+        target_key, trigger_key = jax.random.split(key)
+        targets = cb.randomized_targets(target_key, labels, label_table)
+        chosen = jax.random.permutation(trigger_key, triggers.shape[0])[:per_step]
+        inputs = jnp.concatenate([images, triggers[chosen]])
+        size = images.shape[0]
+
+        def loss_fn(model: nnx.Module):
+            logits = model(inputs)
+            main = jnp.mean(plain.cross_entropy(logits[:size], targets))
+            trigger = jnp.mean(plain.cross_entropy(logits[size:], fake_targets[chosen]))
+            scores = cb.class_probabilities(logits[:size], owner_map, num_classes)
+            accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == labels)
+            hits = jnp.mean(jnp.argmax(logits[size:], axis=-1) == fake_targets[chosen])
+            total = main + weight * trigger if per_step else main
+            return total, {
+                "label_loss": main,
+                "trigger_loss": trigger,
+                "accuracy": accuracy,
+                "trigger_hits": hits,
+            }
+
+        (loss, aux), grads = nnx.value_and_grad(loss_fn, has_aux=True)(models["classifier"])
+        optimizers["classifier"].update(models["classifier"], grads)
+        metrics = {"loss": loss, **aux}
+        if "baseline" in models:
+            base = plain._update(models["baseline"], optimizers["baseline"], images, labels, 0.0)
+            metrics.update({f"baseline_{k}": v for k, v in base.items()})
+        return metrics
+
+    return train_step
+
+
+def make_sample(config: Config):
+    """The first training images (the triggers stay secret: they are not drawn)."""
+    from egan_jax.data import to_float
+
+    images = to_float(plain._load(config, config.data.split)[0][: config.log.num_samples])
+
+    def sample(models: Models, key: jax.Array, n: int) -> jax.Array:
+        return jnp.asarray(images[:n])
+
+    return sample
+
+
+def random_map(key: jax.Array, size: int, num_classes: int) -> np.ndarray:
+    """int32 [N]: a uniformly random index -> class map (a decoder with no key)."""
+    return np.asarray(jax.random.randint(key, (size,), 0, num_classes), np.int32)
+
+
+def make_evaluate(config: Config):
+    registry = load_registry(config)
+    secrets = run_secrets(config, registry.owner)
+    book, secret = secrets.codebook, secrets.secret
+    k = book.num_classes
+    test_images, labels = plain._load(config, config.loss.test_split)
+    from egan_jax.data import to_float
+
+    images = to_float(test_images)
+    user_keys = dict(list(registry.user_keys().items())[: config.loss.eval_users])
+    if not user_keys:
+        user_keys = {"owner-base-key": registry.owner.base_key}
+    maps = {uid: cb.decrypt_codebook(book, key) for uid, key in user_keys.items()}
+    expected = cb.fake_classes(registry.owner, book, secret, user_keys)
+    batch = config.loss.eval_batch_size
+
+    def evaluate(models: Models, key: jax.Array) -> dict[str, float]:
+        classifier = models["classifier"]
+        logits = pipeline.predict_logits(classifier, images, batch_size=batch)
+        results = {"chance": 1.0 / k}
+        if "baseline" in models:
+            results["plain_model"] = plain.accuracy(
+                models["baseline"], images, labels, batch_size=batch
+            )
+        results["owner_map"] = pipeline.map_accuracy(logits, labels, secret.classes, k)
+        scores = [pipeline.map_accuracy(logits, labels, m, k) for m in maps.values()]
+        results.update(
+            users=float(len(scores)),
+            user_key_min=min(scores),
+            user_key_mean=float(np.mean(scores)),
+            user_key_max=max(scores),
+            no_key_random_map=pipeline.map_accuracy(
+                logits, labels, random_map(key, book.size, k), k
+            ),
+        )
+        trigger_logits = pipeline.predict_logits(classifier, secrets.triggers, batch_size=batch)
+        hits = np.argmax(trigger_logits, axis=1) == secret.fake_indices
+        results["trigger_hit_rate"] = float(np.mean(hits))
+        identified = 0
+        for user_id, mapping in maps.items():
+            observed = pipeline.decode(trigger_logits, mapping, k)
+            verdict = cb.trace(
+                observed, expected, k, false_accusation_rate=config.loss.false_accusation_rate
+            )
+            identified += verdict.accused == user_id
+        results["traced_users"] = identified / len(maps)
+        return results
+
+    return evaluate
+
+
+FAMILY = Family(
+    name="encryip",
+    default_config=default_config,
+    build_models=build_models,
+    build_optimizers=build_optimizers,
+    make_batches=make_batches,
+    make_train_step=make_train_step,
+    make_sample=make_sample,
+    make_evaluate=make_evaluate,
+    key_fingerprint=key_fingerprint,
+)

@@ -1,0 +1,47 @@
+"""EncryIP on the bundled scikit-learn digits (offline): 32×32 grey, 10 classes, small CNN.
+
+N = 10 classes × 10 encrypted labels + 32 Fakes = 132 outputs; a plain 10-way twin trains on the same
+batches for the comparison.
+
+    egan encryip keygen --registry keys/encryip_owner.json
+    egan encryip issue-user --registry keys/encryip_owner.json --user alice --out keys/alice.json
+    egan train experiments/encryip_digits.py --workdir runs/encryip_digits \\
+        --set model.registry=keys/encryip_owner.json
+    egan encryip publish --workdir runs/encryip_digits --registry keys/encryip_owner.json
+    egan encryip decrypt --workdir runs/encryip_digits --key keys/alice.json --split test
+    egan encryip evaluate --workdir runs/encryip_digits --registry keys/encryip_owner.json
+"""
+
+from egan_jax.config import (
+    CheckpointConfig,
+    Config,
+    DataConfig,
+    EvalConfig,
+    LogConfig,
+    OptimConfig,
+    TrainConfig,
+)
+from egan_jax.families.encryip import LossConfig, ModelConfig
+
+
+def get_config() -> Config:
+    return Config(
+        family="encryip",
+        seed=0,
+        model=ModelConfig(
+            arch="cnn",
+            width=32,
+            baseline=True,
+            registry=None,
+            per_class=10,
+            num_fakes=32,
+            codebook_label="digits-v1",
+        ),
+        loss=LossConfig(trigger_weight=1.0, triggers_per_step=8, eval_users=3),
+        data=DataConfig(name="digits", split="train", image_size=32, channels=1),
+        train=TrainConfig(steps=600, batch_size=64),
+        optim=OptimConfig(learning_rate=1e-3, b1=0.9, b2=0.999, schedule="linear_decay"),
+        log=LogConfig(every=50, sample_every=0, num_samples=16),
+        checkpoint=CheckpointConfig(every=200, max_to_keep=2),
+        eval=EvalConfig(every=0),
+    )
