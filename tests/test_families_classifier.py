@@ -37,7 +37,7 @@ TINY = (
 
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
-    # the lead adds this line to egan_jax/families/__init__.py's FAMILIES
+    # FAMILIES has this entry; setting it keeps these tests independent of the registry's state
     monkeypatch.setitem(families.FAMILIES, "classifier", "egan_jax.families.classifier:FAMILY")
 
 
