@@ -1,0 +1,120 @@
+"""Secure training step and synthesis against the plaintext step on the same weights and batch."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from egan_jax.errors import ConfigError
+from egan_jax.lpgan import train as T
+from egan_jax.lpgan.model import ModelConfig, plain_forward, secure_forward
+from egan_jax.mpc import ring
+from egan_jax.mpc.dealer import Dealer
+from egan_jax.mpc.protocols import run_two_party
+
+TINY = ModelConfig(latent_dim=8, width=4, image_size=16, channels=1)
+
+
+def _config(**kw):
+    return T.LpganConfig(model=TINY, batch_size=4, **kw)
+
+
+def _inputs(config, seed=0):
+    rng = np.random.default_rng(seed)
+    real = np.tanh(rng.normal(size=(config.batch_size, 16, 16, 1)))
+    z_d, z_g = T.latents(config, 0)
+    return real, z_d, z_g
+
+
+def _fixed(x, bits=ring.FRAC_BITS):
+    return ring.decode(ring.encode(x, bits), bits)
+
+
+def _secure_step(config, params, real, z_d, z_g, seed=0):
+    prg = ring.Prg(seed, domain=b"owner")
+    s0, s1 = T.share_state(T.encode_state(config, params), prg)
+    data = [ring.share(ring.encode(v), prg) for v in (real, z_d, z_g)]
+    run = run_two_party(
+        lambda party, st, *xs: T.secure_train_step(party, config, st, *xs),
+        (s0, *(d[0] for d in data)),
+        (s1, *(d[1] for d in data)),
+        dealer=Dealer(seed),
+    )
+    (st0, out0), (st1, out1) = run.outputs
+    state = {k: ring.reconstruct(st0[k], st1[k]) for k in st0}
+    logits = {k: ring.decode(ring.reconstruct(out0[k], out1[k])) for k in out0}
+    return state, logits, run
+
+
+def _plain_step(config, params, real, z_d, z_g):
+    with jax.enable_x64(True):
+        step = jax.jit(T.make_plain_step(config))
+        p = jax.tree.map(lambda v: jnp.asarray(v, jnp.float64), params)
+        momenta = jax.tree.map(jnp.zeros_like, p)
+        new, _, logits = step(p, momenta, *(jnp.asarray(v) for v in (real, z_d, z_g)))
+        return jax.tree.map(np.asarray, new), jax.tree.map(np.asarray, logits)
+
+
+@pytest.mark.parametrize("loss", T.LOSSES)
+def test_secure_step_matches_the_plaintext_step(loss):
+    config = _config(loss=loss, learning_rate=0.1, momentum=0.5)
+    params = T.initial_params(config)
+    real, z_d, z_g = (_fixed(v) for v in _inputs(config))
+    state, logits, run = _secure_step(config, params, real, z_d, z_g)
+    # the parties start from the weights rounded to the master format
+    bits = ring.FRAC_BITS + T.MASTER_EXTRA_BITS
+    start = jax.tree.map(lambda v: _fixed(v, bits), params)
+    new_plain, logits_plain = _plain_step(config, start, real, z_d, z_g)
+    for k in ("real", "fake", "generator"):
+        assert np.max(np.abs(logits[k] - logits_plain[k])) < 2e-3, k
+    for net in ("g", "d"):
+        secure = T.decode_params(config, state, net)
+        moved = max(np.max(np.abs(new_plain[net][k] - start[net][k])) for k in secure)
+        assert moved > 1e-3  # the step did update the weights
+        for k, value in secure.items():
+            # fixed-point gradients: within 5% of the largest step (ReLU bits near 0 may flip)
+            err = np.max(np.abs(value - new_plain[net][k]))
+            assert err < 1e-4 + 0.05 * moved, (net, k, err, moved)
+    cost = run.cost()
+    assert cost["bytes_total"] > 0 and cost["rounds"] > 50
+
+
+def test_secure_generator_layer_outputs_match_plaintext():
+    config = _config()
+    params = T.initial_params(config)["g"]
+    layers = T.networks(config)["g"]
+    z = _fixed(T.latents(config, 3)[0])
+    prg = ring.Prg(5, domain=b"owner")
+    names = sorted(params)
+    shared = [ring.share(ring.encode(params[k]), prg) for k in names]
+    z0, z1 = ring.share(ring.encode(z), prg)
+
+    def per_layer(party, z, *ps):
+        p = dict(zip(names, ps, strict=True))
+        outs = []
+        for i in range(len(layers)):
+            z, _ = secure_forward(party, layers[i : i + 1], _shift(p, i), z)
+            outs.append(z)
+        return tuple(outs)
+
+    run = run_two_party(
+        per_layer, (z0, *(s[0] for s in shared)), (z1, *(s[1] for s in shared)), dealer=Dealer(1)
+    )
+    with jax.enable_x64(True):
+        fixed_params = {k: _fixed(v) for k, v in params.items()}
+        _, plain_outs = plain_forward(layers, fixed_params, jnp.asarray(z), collect=True)
+    for i, (a, b, ref) in enumerate(zip(*run.outputs, plain_outs, strict=True)):
+        err = np.max(np.abs(ring.decode(ring.reconstruct(a, b)) - np.asarray(ref)))
+        assert err < 2e-3, (i, type(layers[i]).__name__, err)
+
+
+def _shift(params, i):
+    """Parameters of layer i renamed as layer 0's (to run one layer as a one-layer list)."""
+    return {f"0.{k.split('.', 1)[1]}": v for k, v in params.items() if k.startswith(f"{i}.")}
+
+
+def test_config_errors_name_the_problem():
+    with pytest.raises(ConfigError, match="loss"):
+        T.LpganConfig(loss="wasserstein")
+    with pytest.raises(ConfigError, match="image_size"):
+        ModelConfig(image_size=20)
