@@ -211,7 +211,7 @@ def test_near_miss_material_differs_minimally():
     assert (moved != shuffle.permutation).sum() == 2 and sorted(moved) == list(range(48))
     assert (near_miss(negative, 7).mask != negative.mask).sum() == 1
     assert (near_miss(cipher, 7).mask != cipher.mask).sum() == 1
-    assert near_miss(shuffle, 1) != near_miss(shuffle, 2) or near_miss(shuffle, 1) != shuffle
+    assert near_miss(shuffle, 7) == near_miss(shuffle, 7) != shuffle  # deterministic in rng_seed
     assert near_miss(shuffle, 7).key_fingerprint.endswith("~near")
 
 
