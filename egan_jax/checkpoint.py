@@ -93,6 +93,7 @@ class Checkpointer:
 
     def __init__(self, directory: str | Path, *, max_to_keep: int = 3):
         self.directory = Path(directory).absolute()
+        self._closed = False
         try:
             self._manager = ocp.CheckpointManager(
                 self.directory,
@@ -209,6 +210,10 @@ class Checkpointer:
         self._manager.wait_until_finished()
 
     def close(self) -> None:
+        """Waits for pending saves and releases the manager; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
         self._manager.wait_until_finished()
         self._manager.close()
 

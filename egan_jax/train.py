@@ -162,17 +162,21 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
     keys = sharding.replicate(run_keys(config.seed), mesh)
 
     checkpointer = Checkpointer(workdir / "checkpoints", max_to_keep=config.checkpoint.max_to_keep)
-    start = checkpointer.latest_step()
-    if start is None:
-        _check_workdir_config(workdir, config_dict)
-        graphdef, state = initial_state(family, config, replicated)
-        start = 0
-    else:
-        where = str(checkpointer.directory / str(start))
-        meta = checkpointer.read_meta(start)
-        check_meta(meta, config=config_dict, key_fingerprint=fingerprint, where=where)
-        graphdef, abstract_state = abstract_run(family, config)
-        state = checkpointer.restore(start, abstract_state, replicated)
+    try:
+        start = checkpointer.latest_step()
+        if start is None:
+            _check_workdir_config(workdir, config_dict)
+            graphdef, state = initial_state(family, config, replicated)
+            start = 0
+        else:
+            where = str(checkpointer.directory / str(start))
+            meta = checkpointer.read_meta(start)
+            check_meta(meta, config=config_dict, key_fingerprint=fingerprint, where=where)
+            graphdef, abstract_state = abstract_run(family, config)
+            state = checkpointer.restore(start, abstract_state, replicated)
+    except BaseException:
+        checkpointer.close()
+        raise
     if is_main:
         workdir.mkdir(parents=True, exist_ok=True)
         save_config(config, workdir / "config.json")
@@ -240,19 +244,17 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
                     checkpointer.save(step, state, meta())
                 if _due(step, config.eval.every) and step < config.train.steps:
                     evaluation = run_evaluation(state, step)
+            state, step = current
+            checkpointer.save(step, state, meta())
+            evaluation = run_evaluation(state, step) or evaluation
     except KeyboardInterrupt:
         state, step = current
-        checkpointer.save(step, state, meta())
-        checkpointer.close()
+        checkpointer.save(step, state, meta())  # a no-op if that step is saved already
         raise
     finally:
         bar.close()
-
-    state, step = current
-    checkpointer.save(step, state, meta())
-    evaluation = run_evaluation(state, step) or evaluation
-    logger.close()
-    checkpointer.close()
+        logger.close()
+        checkpointer.close()
     models = nnx.merge(graphdef, state)["models"]
     return RunResult(step=step, metrics=host_metrics, evaluation=evaluation, models=models)
 
@@ -272,23 +274,22 @@ def load_trained(
     checkpoints = workdir / "checkpoints"
     if not checkpoints.is_dir():
         raise CheckpointError(f"{workdir} has no checkpoints; train first with `egan train`")
-    checkpointer = Checkpointer(checkpoints, max_to_keep=config.checkpoint.max_to_keep)
-    available = checkpointer.all_steps()
-    if not available:
-        raise CheckpointError(f"{checkpoints} holds no finished checkpoint; train first")
-    step = max(available) if step is None else step
-    if step not in available:
-        raise CheckpointError(f"{checkpoints} has no step {step}; available: {sorted(available)}")
-    meta = checkpointer.read_meta(step)
-    if key_fingerprint is not None and meta.get("key_fingerprint") != key_fingerprint:
-        raise KeyMismatchError(
-            f"{workdir} was trained with key fingerprint {meta.get('key_fingerprint')!r}, not "
-            f"{key_fingerprint!r}; pass the key it was trained with"
-        )
-    graphdef, abstract_state = abstract_run(family, config)
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    state = checkpointer.restore(step, abstract_state, device)
-    checkpointer.close()
+    with Checkpointer(checkpoints, max_to_keep=config.checkpoint.max_to_keep) as checkpointer:
+        available = checkpointer.all_steps()
+        if not available:
+            raise CheckpointError(f"{checkpoints} holds no finished checkpoint; train first")
+        step = max(available) if step is None else step
+        if step not in available:
+            raise CheckpointError(f"{checkpoints} has no step {step}; available: {available}")
+        meta = checkpointer.read_meta(step)
+        if key_fingerprint is not None and meta.get("key_fingerprint") != key_fingerprint:
+            raise KeyMismatchError(
+                f"{workdir} was trained with key fingerprint {meta.get('key_fingerprint')!r}, "
+                f"not {key_fingerprint!r}; pass the key it was trained with"
+            )
+        graphdef, abstract_state = abstract_run(family, config)
+        device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        state = checkpointer.restore(step, abstract_state, device)
     return config, nnx.merge(graphdef, state)["models"], step
 
 

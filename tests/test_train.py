@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 from conftest import REPO, TINY_OVERRIDES, subprocess_env, tiny_config
@@ -211,4 +210,3 @@ def test_sigterm_of_a_real_process_saves_and_the_run_resumes_identically(tmp_pat
     straight = train_and_evaluate(tiny_config(f"train.steps={stopped + 1}"), tmp_path / "straight")
     assert_identical(straight.models, resumed.models)
     assert [s for s, _, _ in losses(workdir)] == list(range(1, stopped + 2))
-    assert jax.device_count() == 1
