@@ -21,6 +21,7 @@ eval.json.
 Every local device trains data-parallel. Several hosts: run the same command on each with
   --set distributed.coordinator_address=HOST0:PORT --set distributed.num_processes=N
   --set distributed.process_id=I
+(WORKDIR must then be on a file system every host shares: all of them write the checkpoints.)
 Set JAX_COMPILATION_CACHE_DIR (e.g. ~/.cache/jax) to reuse compiled steps across runs.
 """
 
