@@ -36,8 +36,9 @@ LINEAR_STEPS = ("shuffle", "np", "channel")
 def block_matrix(pipeline: Pipeline) -> np.ndarray:
     """float32 ``[n, n]`` (``n = M·M·C``): ``T(block) == A @ block`` for every block's vector.
 
-    Computed by pushing the ``n`` basis blocks through the pipeline itself, then checked to be a
-    signed permutation (one ±1 per row and column). Raises :class:`ConfigError` for nonlinear steps.
+    Read from the pipeline's fused plan for a single M×M image (one gather, then sign flips at
+    output positions), in numpy: no JAX, so it also works while a model is being traced. Raises
+    :class:`ConfigError` for nonlinear steps.
     """
     steps = pipeline.config["steps"]
     nonlinear = [s for s in steps if s not in LINEAR_STEPS]
@@ -48,22 +49,17 @@ def block_matrix(pipeline: Pipeline) -> np.ndarray:
             f"Locking without retraining works for steps {list(LINEAR_STEPS)}; for FFX train the "
             "model on transformed images instead"
         )
-    m, channels = pipeline.block_size, pipeline.config["channels"]
-    n = m * m * channels
-    basis = np.eye(n, dtype=np.float32).reshape(n, m, m, channels)
-    # column i of A is T(e_i)
-    matrix = np.asarray(pipeline.forward(basis)).reshape(n, n).T
-    nonzero = matrix != 0
-    signed_permutation = (
-        np.all(np.isin(matrix, (-1.0, 0.0, 1.0)))
-        and np.all(nonzero.sum(axis=0) == 1)
-        and np.all(nonzero.sum(axis=1) == 1)
-    )
-    if not signed_permutation:  # a new linear step that is not a signed permutation
-        raise ConfigError(
-            f"transform steps {steps} do not act on a block as a signed permutation; only such "
-            "transforms can be absorbed into the patch embedding"
-        )
+    m = pipeline.block_size
+    plan = pipeline.plan(m, m)
+    n = m * m * pipeline.config["channels"]
+    source = np.arange(n) if plan.index_map is None else np.asarray(plan.index_map)
+    signs = np.ones(n, np.float32)
+    for kind, _, selected in plan.ops:
+        if kind != "negate":  # a linear step this module does not know how to absorb
+            raise ConfigError(f"transform step kind {kind!r} cannot be absorbed into a kernel")
+        signs = np.where(selected, -signs, signs)
+    matrix = np.zeros((n, n), np.float32)
+    matrix[np.arange(n), source] = signs  # out[k] = sign[k] · in[source[k]]
     return matrix
 
 

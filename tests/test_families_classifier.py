@@ -135,16 +135,35 @@ def test_random_keys_follow_the_jax_key():
     assert len({k.fingerprint for k in a + c}) == 6
 
 
-def test_evaluation_of_a_lockable_patch_model(key_file):
-    """ConvMixer, patch = block, shuffle + NP: the unlocked model and the locked baseline agree."""
+def test_evaluation_of_a_lockable_patch_model_with_matched_init(key_file):
+    """ConvMixer, patch = block, shuffle + NP, protected model = the baseline locked with the key."""
+    from egan_jax.classifier_lock import lock_kernel
+
     config = _config(
-        key_file, "model.arch=convmixer", "model.patch_size=4", "model.transform.steps=shuffle,np"
+        key_file,
+        "model.arch=convmixer",
+        "model.patch_size=4",
+        "model.transform.steps=shuffle,np",
+        "model.matched_init=true",
     )
     assert classifier.lockable(config)
     assert not classifier.lockable(_config(key_file, "model.arch=convmixer"))  # FFX
-    results = classifier.make_evaluate(config)(_models(config), jax.random.key(0))
-    one_image = 1 / 40  # lfw test split: 40 images; argmax ties may flip one
+    with pytest.raises(ConfigError, match="matched_init"):
+        classifier.build_models(
+            _config(key_file, "model.arch=convmixer", "model.matched_init=true"), nnx.Rngs(0)
+        )
+    models = _models(config)  # built inside jit: the lock must trace
+    protected, baseline = models["classifier"], models["baseline"]
+    pipeline = classifier.load_pipeline(config)
+    np.testing.assert_array_equal(
+        protected.patch_embedding.kernel[...],
+        lock_kernel(baseline.patch_embedding.kernel[...], pipeline),
+    )
+    np.testing.assert_array_equal(protected.head.kernel[...], baseline.head.kernel[...])
+    results = classifier.make_evaluate(config)(models, jax.random.key(0))
+    one_image = 1 / 40  # lfw test split: 40 images; float rounding may flip one argmax tie
     assert results["chance"] == 0.5
+    assert abs(results["correct_key"] - results["plain_model"]) <= one_image
     assert abs(results["unlocked_plain_images"] - results["correct_key"]) <= one_image
     assert abs(results["locked_baseline_correct_key"] - results["plain_model"]) <= one_image
     for name in ("plain_images", "random_keys_mean", "random_keys_sd", "random_keys_worst"):

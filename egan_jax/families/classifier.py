@@ -56,6 +56,9 @@ class ModelConfig:
     patch_size: int = 4  # convmixer / vit; = transform.block to lock without retraining
     heads: int = 0  # vit; 0: chosen from the width
     baseline: bool = True  # also train an unprotected twin on plain images (same batches)
+    # lockable models only: start the protected model as the baseline locked with the key, so the
+    # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
+    matched_init: bool = False
     transform: TransformConfig = TransformConfig()
 
 
@@ -168,6 +171,17 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
             rngs=rngs,
         )
 
+    if m.matched_init:
+        if not (m.baseline and lockable(config)):
+            raise ConfigError(
+                "model.matched_init needs model.baseline=true and a lockable model: arch "
+                "convmixer/vit with model.patch_size == model.transform.block and only linear "
+                "transform steps (shuffle, np, channel)"
+            )
+        from egan_jax.classifier_lock import lock_model
+
+        baseline = make()
+        return {"classifier": lock_model(baseline, load_pipeline(config)), "baseline": baseline}
     models = {"classifier": make()}
     if m.baseline:
         models["baseline"] = make()
