@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -339,9 +340,8 @@ def random_keys(key: jax.Array, count: int) -> list[SecretKey]:
 
 
 def make_evaluate(config: Config):
-    """``evaluate(models, key) -> {name: float}``: the accuracy table of one run (module doc)."""
-    import numpy as np
-
+    """``evaluate(models, key) -> {name: float}``: the accuracy table of one run (module doc);
+    ``random_keys_sd`` is the population standard deviation over the random keys."""
     from egan_jax import classifier_lock
     from egan_jax.data import to_float
     from egan_jax.transforms.compose import apply_plan
