@@ -1,0 +1,231 @@
+"""The data owner: shares the data, drives the two servers, runs the dealer, and reconstructs only
+what it is entitled to (per-step logits for its loss monitor, the final generator, synthesised
+images).
+
+The dealer (correlated randomness, input-independent) lives in the owner's process and answers the
+servers' pulls while a step runs; its cost is reported as the offline phase. The owner's share
+randomness and the dealer's seed are fresh OS randomness unless a secret ``owner_seed`` is passed
+(for reproducible tests): the configuration's public ``seed`` only fixes the data order, the initial
+weights and the latents, never a share, since both servers know it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from egan_jax.errors import ConfigError
+from egan_jax.lpgan.server import (
+    config_to_json,
+    key_from_json,
+    recv_command,
+    send_command,
+)
+from egan_jax.lpgan.train import (
+    LpganConfig,
+    decode_params,
+    encode_state,
+    initial_params,
+    latents,
+    logit_losses,
+    share_state,
+    state_names,
+)
+from egan_jax.mpc import ring
+from egan_jax.mpc.channel import ChannelError, TcpEndpoint
+from egan_jax.mpc.dealer import Dealer
+
+
+def load_experiment(path: str | Path, *, steps: int | None = None) -> LpganConfig:
+    """An experiment file's ``get_config()`` (an `LpganConfig`), ``steps`` overriding its count."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"lpgan_experiment_{path.stem}", path)
+    if spec is None or not path.is_file():
+        raise ConfigError(
+            f"experiment file {path} not found; pass e.g. experiments/lpgan_digits.py"
+        )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    if not isinstance(config, LpganConfig):
+        raise ConfigError(f"{path}: get_config() must return an LpganConfig")
+    if steps is not None:
+        import dataclasses
+
+        config = dataclasses.replace(config, steps=steps)
+    return config
+
+
+def _secret_seed(owner_seed: bytes | int | None, label: bytes) -> bytes | None:
+    if owner_seed is None:
+        return None
+    raw = owner_seed if isinstance(owner_seed, bytes) else str(owner_seed).encode()
+    return hashlib.sha256(label + b"|" + raw).digest()
+
+
+class Servers:
+    """The owner's connections to S0 and S1, and the dealer that serves them."""
+
+    def __init__(self, addresses, *, owner_seed=None, timeout: float = 600.0):
+        if len(addresses) != 2:
+            raise ConfigError(f"need two server addresses (S0, S1), got {addresses}")
+        self.ends = [TcpEndpoint.connect(h, int(p), timeout=timeout) for h, p in addresses]
+        self.dealer = Dealer(_secret_seed(owner_seed, b"dealer"), record_plan=False)
+        self.prg = ring.Prg(_secret_seed(owner_seed, b"shares"), domain=b"owner")
+
+    def close(self) -> None:
+        for end in self.ends:
+            end.close()
+
+    def call(self, command: str, meta: dict, arrays=((), ())) -> list[tuple[dict, list]]:
+        """Send a command to both servers, serve their dealer pulls, return both replies."""
+        replies: list = [None, None]
+        errors: list = [None, None]
+
+        def talk(pid: int) -> None:
+            end = self.ends[pid]
+            try:
+                send_command(end, command, meta, arrays[pid])
+                while True:
+                    reply, reply_meta, reply_arrays = recv_command(end)
+                    if reply != "dealer":
+                        break
+                    half = self.dealer.request(pid, key_from_json(reply_meta))
+                    send_command(end, "material", None, half)
+                replies[pid] = (reply_meta, reply_arrays)
+            except BaseException as err:  # re-raised below
+                errors[pid] = err
+                end.close()
+
+        threads = [threading.Thread(target=talk, args=(p,)) for p in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for err in errors:
+            if err is not None:
+                raise err
+        return replies
+
+    def share(self, *values: np.ndarray) -> tuple[list, list]:
+        halves = [ring.share(ring.encode(v), self.prg) for v in values]
+        return [h[0] for h in halves], [h[1] for h in halves]
+
+
+def _start(servers: Servers, config: LpganConfig, *, resume: bool, log) -> int:
+    replies = servers.call("setup", {"config": config_to_json(config)})
+    common = sorted(set(replies[0][0]["steps"]) & set(replies[1][0]["steps"]))
+    if resume and common:
+        step = common[-1]
+        servers.call("resume", {"step": step})
+        log(f"resumed both servers from their share checkpoints at step {step}")
+        return step
+    state = encode_state(config, initial_params(config))
+    names = state_names(config)
+    s0, s1 = share_state(state, servers.prg)
+    servers.call("init", {}, ([s0[k] for k in names], [s1[k] for k in names]))
+    return 0
+
+
+def train(
+    config: LpganConfig,
+    workdir: str | Path,
+    addresses,
+    *,
+    owner_seed: bytes | int | None = None,
+    resume: bool = True,
+    log=print,
+) -> dict:
+    """Drive ``config.steps`` secure steps; write metrics.jsonl and generator.npz to ``workdir``."""
+    from egan_jax.data import batch_at, load_images
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    images = load_images(
+        config.dataset, image_size=config.model.image_size, channels=config.model.channels
+    )
+    servers = Servers(addresses, owner_seed=owner_seed)
+    try:
+        step = _start(servers, config, resume=resume, log=log)
+        with open(workdir / "metrics.jsonl", "a") as metrics:
+            while step < config.steps:
+                real = batch_at(images, step, batch_size=config.batch_size, seed=config.seed)
+                z_d, z_g = latents(config, step)
+                start = time.perf_counter()
+                replies = servers.call("train", {"step": step}, servers.share(real, z_d, z_g))
+                seconds = time.perf_counter() - start
+                logits = [
+                    ring.decode(ring.reconstruct(a, b))
+                    for a, b in zip(replies[0][1], replies[1][1], strict=True)
+                ]
+                step += 1
+                record = {"step": step, "seconds": seconds, **logit_losses(config.loss, *logits)}
+                for key in ("online_seconds", "offline_seconds", "online_bytes_sent", "rounds"):
+                    record[key] = max(r[0][key] for r in replies)
+                record["offline_bytes"] = sum(r[0]["offline_bytes"] for r in replies)
+                metrics.write(json.dumps(record) + "\n")
+                metrics.flush()
+                if step % config.log_every == 0 or step == config.steps:
+                    log(
+                        f"step {step}: d_loss {record['d_loss']:.4f} g_loss {record['g_loss']:.4f}"
+                        f" ({seconds:.1f} s, {record['online_bytes_sent'] / 1e6:.1f} MB online "
+                        f"per server, {record['rounds']} rounds)"
+                    )
+        generator = export_generator(servers, config)
+        np.savez(workdir / "generator.npz", **generator)
+        return {"step": step, "generator": generator}
+    finally:
+        servers.close()
+
+
+def export_generator(servers: Servers, config: LpganConfig) -> dict[str, np.ndarray]:
+    """Reconstruct the trained generator (the owner's right; the servers never see it)."""
+    replies = servers.call("export", {})
+    names = replies[0][0]["names"]
+    if names != replies[1][0]["names"]:
+        raise ChannelError("the servers exported different generator parameters")
+    state = {
+        k: ring.reconstruct(a, b)
+        for k, a, b in zip(names, replies[0][1], replies[1][1], strict=True)
+    }
+    return decode_params(config, state, "g")
+
+
+def sample(
+    config: LpganConfig,
+    addresses,
+    *,
+    n: int,
+    seed: int = 0,
+    owner_seed: bytes | int | None = None,
+    log=print,
+) -> np.ndarray:
+    """Secure synthesis: the shared generator runs on shared latents; only the owner reconstructs
+    the images ([n, H, W, C] in [-1, 1]). Uses the servers' latest common checkpoint."""
+    servers = Servers(addresses, owner_seed=owner_seed)
+    try:
+        step = _start(servers, config, resume=True, log=log)
+        if step == 0:
+            log("no trained checkpoint on the servers: sampling the initial generator")
+        z = np.random.default_rng([seed, 2]).normal(size=(n, config.model.latent_dim))
+        replies = servers.call("sample", {}, servers.share(z))
+        return ring.decode(ring.reconstruct(replies[0][1][0], replies[1][1][0]))
+    finally:
+        servers.close()
+
+
+def shutdown(addresses) -> None:
+    """Ask both servers to exit."""
+    for host, port in addresses:
+        end = TcpEndpoint.connect(host, int(port), timeout=30.0)
+        try:
+            send_command(end, "shutdown")
+            recv_command(end)
+        finally:
+            end.close()
