@@ -1,0 +1,119 @@
+"""The protection report: summaries, goals, tables, grids, and the whole `egan evaluate` path."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from conftest import REPO, TINY_OVERRIDES
+
+from egan_jax import evaluate
+from egan_jax.config import load_config
+from egan_jax.errors import KeyMismatchError
+from egan_jax.keys import SecretKey
+
+ROWS = [
+    {"name": "correct key", "kind": "authorized", "fd": 10.3},
+    {"name": "no key", "kind": "no_key", "fd": 80.0},
+    {"name": "random key 0", "kind": "random_key", "fd": 60.0},
+    {"name": "random key 1", "kind": "random_key", "fd": 40.0},
+    {"name": "near key 0", "kind": "near_key", "fd": 70.0},
+]
+
+
+def test_summary_reports_worst_cases_ratios_and_goals():
+    summary = evaluate.summarize(ROWS, baseline_fd=10.0)
+    random = summary["kinds"]["random_key"]
+    assert random["mean"] == 50.0 and random["worst"] == 40.0
+    assert random["sd"] == pytest.approx(np.std([60.0, 40.0], ddof=1))
+    assert summary["correct_ratio"] == pytest.approx(1.03)
+    assert summary["worst_unauthorized_ratio"] == pytest.approx(4.0)
+    goals = list(summary["goals"].values())
+    assert goals == [True, False]  # correct key within 5%; a random key only 4x the baseline
+    assert "goals" not in evaluate.summarize(ROWS, baseline_fd=None)
+
+
+def test_markdown_table_and_labelled_grid(tmp_path):
+    table = evaluate.markdown_table(
+        [*ROWS, {"name": "wm", "kind": "watermark", "fd": None, "note": "logo SSIM 0.9"}], 10.0
+    )
+    assert "| no key | no_key | 80.00 | 8.00 |  |" in table
+    assert "| wm | watermark | – | – | logo SSIM 0.9 |" in table
+    previews = {"correct key": np.zeros((8, 8, 8, 1)), "no key": np.ones((8, 8, 8, 1))}
+    path = evaluate.save_labelled_grid(previews, tmp_path / "grid.png", scale=2)
+    from PIL import Image
+
+    image = np.asarray(Image.open(path))
+    assert image.shape[0] == 2 * 2 * (8 + 4)  # two rows of padded 8-px tiles, scaled 2x
+    assert image[:, 110:].std() > 0
+
+
+@pytest.mark.slow
+def test_evaluate_workdir_writes_the_report_and_refuses_another_key(tmp_path, monkeypatch):
+    from egan_jax.families import FAMILIES
+    from egan_jax.train import train_and_evaluate
+
+    FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
+    key_file = SecretKey.generate().save(tmp_path / "owner.key")
+    config = load_config(
+        REPO / "experiments" / "egan_dcgan_digits.py",
+        [
+            *TINY_OVERRIDES,
+            "train.steps=2",
+            f"model.key_file={key_file}",
+            "loss.unauthorized.random_keys=1",
+            "loss.unauthorized.near_keys=1",
+            "loss.unauthorized.near_materials=1",
+        ],
+    )
+    train_and_evaluate(config, tmp_path / "run")
+
+    class MeanScorer:  # stands in for the digits classifier: a cheap, deterministic statistic
+        def __init__(self, config, cache_dir=None):
+            pass
+
+        def __call__(self, images):
+            return float(np.mean(np.abs(images))) + 1.0
+
+    monkeypatch.setattr(evaluate, "FrechetScorer", MeanScorer)
+    report = evaluate.evaluate_workdir(tmp_path / "run", num_samples=16, random_keys=2)
+    kinds = [row["kind"] for row in report["rows"]]
+    assert kinds.count("authorized") == 1 and kinds.count("random_key") == 2
+    assert {"no_key", "near_key", "near_material"} <= set(kinds)
+    saved = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert saved["rows"] == report["rows"]
+    assert (tmp_path / "run" / "report" / "grid.png").stat().st_size > 0
+    assert "| correct key |" in (tmp_path / "run" / "report" / "report.md").read_text()
+    # the same rows again from the seed
+    again = evaluate.evaluate_workdir(tmp_path / "run", num_samples=16, random_keys=2)
+    assert again["rows"] == report["rows"]
+    with pytest.raises(KeyMismatchError):
+        evaluate.evaluate_workdir(tmp_path / "run", key=SecretKey.generate(), num_samples=16)
+
+
+def test_make_generate_matches_the_baked_in_variants_for_the_feature_design(tmp_path):
+    from flax import nnx
+
+    from egan_jax.families import FAMILIES, egan_dcgan, get_family
+    from egan_jax.train import initial_state
+    from egan_jax.unauthorized import UnauthorizedSpec
+
+    FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
+    config = load_config(
+        REPO / "experiments" / "egan_dcgan_digits.py",
+        [*TINY_OVERRIDES, "model.design=feature_perm"],
+    )
+    graphdef, state = initial_state(get_family("egan_dcgan"), config)
+    generator = nnx.merge(graphdef, state)["models"]["generator"]
+    key = SecretKey.from_bytes(bytes(32))
+    vs = egan_dcgan.variants(
+        config, key, UnauthorizedSpec(random_keys=1, near_keys=0, near_materials=1)
+    )
+    generate = evaluate.make_generate(config, generator)
+    z = np.asarray(jax.random.normal(jax.random.key(0), (4, config.model.latent_dim)))
+    baked = nnx.jit(lambda g, z, v=None: g(z))
+    for variant in (vs.authorized, *vs.unauthorized):
+        with egan_dcgan.feature_hook(generator, variant.apply):
+            expected = np.asarray(nnx.jit(lambda g, z: g(z))(generator, z))
+        np.testing.assert_allclose(generate(variant, z), expected, atol=1e-5)
+    del baked
