@@ -30,14 +30,19 @@ def _logits(model: nnx.Module, images: jax.Array) -> jax.Array:
 
 
 def predict_logits(model: nnx.Module, images: np.ndarray, *, batch_size: int = 250) -> np.ndarray:
-    """float32 [n, N]: ``model``'s outputs (eval mode) on float images in [-1, 1]."""
+    """float32 [n, N]: ``model``'s outputs (eval mode) on float images in [-1, 1].
+
+    Every chunk is padded to ``batch_size`` rows, so one compile serves every number of images
+    (evaluation asks about 1 to thousands of images at a time)."""
     if images.ndim != 4:
         raise ShapeError(f"images must be [n, H, W, C], got shape {images.shape}")
     model.eval()
-    chunks = [
-        np.asarray(_logits(model, jnp.asarray(images[start : start + batch_size])))
-        for start in range(0, len(images), batch_size)
-    ]
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunk = np.asarray(images[start : start + batch_size], np.float32)
+        padded = np.zeros((batch_size, *chunk.shape[1:]), np.float32)
+        padded[: len(chunk)] = chunk
+        chunks.append(np.asarray(_logits(model, jnp.asarray(padded)))[: len(chunk)])
     return np.concatenate(chunks).astype(np.float32)
 
 

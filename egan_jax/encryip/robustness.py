@@ -60,6 +60,17 @@ def per_class_sample(labels: np.ndarray, per_class: int, seed: int) -> np.ndarra
     return np.sort(np.concatenate(chosen))
 
 
+@nnx.jit
+def _finetune_step(model, optimizer, membership: jax.Array, x: jax.Array, y: jax.Array):
+    def loss_fn(model: nnx.Module):
+        mass = jax.nn.softmax(model(x), axis=-1) @ membership
+        return -jnp.mean(jnp.log(jnp.take_along_axis(mass, y[:, None], axis=1) + 1e-9))
+
+    loss, grads = nnx.value_and_grad(loss_fn)(model)
+    optimizer.update(model, grads)
+    return loss
+
+
 def finetune_through_decoder(
     model: nnx.Module,
     index_to_class: np.ndarray,
@@ -83,21 +94,12 @@ def finetune_through_decoder(
     model.train()
     optimizer = nnx.Optimizer(model, optax.adam(learning_rate), wrt=nnx.Param)
     membership = jax.nn.one_hot(jnp.asarray(index_to_class), num_classes)  # -1 rows are zero
-
-    @nnx.jit
-    def step(model: nnx.Module, optimizer: nnx.Optimizer, x: jax.Array, y: jax.Array):
-        def loss_fn(model: nnx.Module):
-            mass = jax.nn.softmax(model(x), axis=-1) @ membership
-            return -jnp.mean(jnp.log(jnp.take_along_axis(mass, y[:, None], axis=1) + 1e-9))
-
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
-
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF17E]))
     for _ in range(steps):
         chosen = rng.choice(len(images), size=min(batch_size, len(images)), replace=False)
-        step(model, optimizer, jnp.asarray(images[chosen]), jnp.asarray(labels[chosen]))
+        _finetune_step(
+            model, optimizer, membership, jnp.asarray(images[chosen]), jnp.asarray(labels[chosen])
+        )
     model.eval()
     return model
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 
 from egan_jax.config import (
@@ -68,6 +69,9 @@ class ModelConfig:
 class LossConfig:
     trigger_weight: float = 1.0
     triggers_per_step: int = 8
+    # codebook indices drawn per example and step (1: the randomized label; more average
+    # the cross-entropy over several draws of the same class: lower-variance gradients)
+    label_draws: int = 1
     test_split: str = "test"
     eval_batch_size: int = 250
     eval_users: int = 3  # issued keys decrypted by the training-time evaluation
@@ -99,6 +103,8 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"model.per_class={m.per_class} and model.num_fakes={m.num_fakes} must be >= 1"
         )
+    if loss.label_draws < 1:
+        raise ConfigError(f"loss.label_draws={loss.label_draws} must be >= 1")
     if not 0 <= loss.triggers_per_step <= m.num_fakes:
         raise ConfigError(
             f"loss.triggers_per_step={loss.triggers_per_step} must be in 0..model.num_fakes="
@@ -179,20 +185,23 @@ def make_train_step(config: Config):
     triggers = jnp.asarray(secrets.triggers)
     fake_targets = jnp.asarray(secrets.secret.fake_indices)
     per_step, weight = config.loss.triggers_per_step, config.loss.trigger_weight
+    draws, size_n = config.loss.label_draws, secrets.codebook.size
 
     def train_step(
         models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
     ) -> dict[str, jax.Array]:
         images, labels = batch["images"], batch["labels"]
         target_key, trigger_key = jax.random.split(key)
-        targets = cb.randomized_targets(target_key, labels, label_table)
+        draw_keys = [target_key] if draws == 1 else list(jax.random.split(target_key, draws))
+        targets = jnp.stack([cb.randomized_targets(k, labels, label_table) for k in draw_keys])
+        soft_targets = jnp.mean(jax.nn.one_hot(targets, size_n), axis=0)  # [B, N]
         chosen = jax.random.permutation(trigger_key, triggers.shape[0])[:per_step]
         inputs = jnp.concatenate([images, triggers[chosen]])
         size = images.shape[0]
 
         def loss_fn(model: nnx.Module):
             logits = model(inputs)
-            main = jnp.mean(plain.cross_entropy(logits[:size], targets))
+            main = jnp.mean(optax.softmax_cross_entropy(logits[:size], soft_targets))
             trigger = jnp.mean(plain.cross_entropy(logits[size:], fake_targets[chosen]))
             scores = cb.class_probabilities(logits[:size], owner_map, num_classes)
             accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == labels)

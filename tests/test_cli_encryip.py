@@ -1,0 +1,240 @@
+"""`egan encryip ...` end to end on a tiny run: registry, users, train, publish, decrypt, trace."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from egan_jax import cli, families
+
+# the tiny run of tests/test_families_encryip.py (the same config: its compiled steps are cached)
+TINY = (
+    "data.image_size=8",
+    "model.width=8",
+    "model.per_class=2",
+    "model.num_fakes=8",
+    "model.codebook_label=tiny",
+    "loss.triggers_per_step=8",
+    "loss.eval_users=2",
+    "loss.false_accusation_rate=1e-3",
+    "loss.eval_batch_size=64",
+    "train.batch_size=16",
+    "train.steps=40",
+    "optim.learning_rate=0.01",
+    "log.every=10",
+    "log.quiet=true",
+    "log.tensorboard=false",
+    "checkpoint.every=0",
+)
+
+
+@pytest.fixture(autouse=True)
+def registered(monkeypatch):
+    # the lead adds "encryip_cmd" to COMMAND_MODULES and the family to FAMILIES
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "encryip_cmd"))
+    monkeypatch.setitem(families.FAMILIES, "encryip", "egan_jax.families.encryip:FAMILY")
+
+
+def egan(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_registry_commands(tmp_path, capsys):
+    registry = tmp_path / "owner.json"
+    code, out, _ = egan(
+        capsys, "encryip", "keygen", "--registry", registry, "--insecure-test-group"
+    )
+    assert code == 0 and "eipk1-" in out and "test64-INSECURE" in out
+    assert stat.S_IMODE(os.stat(registry).st_mode) == 0o600
+    code, _, err = egan(capsys, "encryip", "keygen", "--registry", registry)
+    assert code == 2 and "exists" in err
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "issue-user",
+        "--registry",
+        registry,
+        "--user",
+        "alice",
+        "--out",
+        tmp_path / "alice.json",
+    )
+    assert code == 0 and "eiuk1-" in out
+    secret = json.loads((tmp_path / "alice.json").read_text())["secret"]
+    assert all(value not in out for value in secret.values())
+    code, _, err = egan(
+        capsys,
+        "encryip",
+        "issue-user",
+        "--registry",
+        registry,
+        "--user",
+        "alice",
+        "--out",
+        tmp_path / "again.json",
+    )
+    assert code == 2 and "alice" in err
+    egan(
+        capsys,
+        "encryip",
+        "issue-user",
+        "--registry",
+        registry,
+        "--user",
+        "bob",
+        "--out",
+        tmp_path / "bob.json",
+    )
+    code, out, _ = egan(capsys, "encryip", "revoke", "--registry", registry, "--user", "bob")
+    assert code == 0 and "revoked" in out and "still decrypts" in out
+    code, out, _ = egan(capsys, "encryip", "list-users", "--registry", registry)
+    lines = out.strip().splitlines()
+    assert [line.split("\t")[:3:2] for line in lines] == [["alice", "active"], ["bob", "revoked"]]
+    code, out, _ = egan(
+        capsys, "encryip", "list-users", "--registry", registry, "--status", "revoked"
+    )
+    assert out.startswith("bob\t")
+    code, _, err = egan(capsys, "encryip", "revoke", "--registry", registry, "--user", "carol")
+    assert code == 2 and "carol" in err
+
+
+@pytest.mark.slow
+def test_train_publish_decrypt_trace(tmp_path, capsys):
+    registry, run = tmp_path / "owner.json", tmp_path / "run"
+    egan(capsys, "encryip", "keygen", "--registry", registry, "--insecure-test-group")
+    for user in ("alice", "bob", "carol"):
+        egan(
+            capsys,
+            "encryip",
+            "issue-user",
+            "--registry",
+            registry,
+            "--user",
+            user,
+            "--out",
+            tmp_path / f"{user}.json",
+        )
+    sets = [x for item in (*TINY, f"model.registry={registry}") for x in ("--set", item)]
+    code, _, err = egan(
+        capsys, "train", "experiments/encryip_digits.py", "--workdir", run, "--quiet", *sets
+    )
+    assert code == 0, err
+
+    code, _, err = egan(
+        capsys,
+        "encryip",
+        "decrypt",
+        "--workdir",
+        run,
+        "--key",
+        tmp_path / "alice.json",
+        "--split",
+        "test",
+    )
+    assert code == 2 and "codebook" in err  # not published yet
+    code, out, _ = egan(capsys, "encryip", "publish", "--workdir", run, "--registry", registry)
+    assert code == 0 and (run / "codebook.json").is_file()
+    accuracies = {}
+    for user in ("alice", "bob"):
+        code, out, _ = egan(
+            capsys,
+            "encryip",
+            "decrypt",
+            "--workdir",
+            run,
+            "--key",
+            tmp_path / f"{user}.json",
+            "--split",
+            "test",
+        )
+        result = json.loads(out)
+        assert code == 0 and result["user"] == user and result["images"] == 180
+        accuracies[user] = result["accuracy"]
+    assert min(accuracies.values()) > 0.5
+
+    from egan_jax.data_labeled import load_labeled
+
+    images, labels = load_labeled("digits", "test", image_size=8, channels=1)
+    np.save(tmp_path / "batch.npy", images[:20])
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "decrypt",
+        "--workdir",
+        run,
+        "--key",
+        tmp_path / "alice.json",
+        "--images",
+        tmp_path / "batch.npy",
+    )
+    classes = json.loads(out)["classes"]
+    assert code == 0 and len(classes) == 20 and np.mean(np.array(classes) == labels[:20]) > 0.5
+
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "trace",
+        "--workdir",
+        run,
+        "--registry",
+        registry,
+        "--key",
+        tmp_path / "bob.json",
+    )
+    verdict = json.loads(out)
+    assert code == 0 and verdict["accused"] == "bob" and verdict["queries"] == 8
+
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "triggers",
+        "--workdir",
+        run,
+        "--registry",
+        registry,
+        "--out",
+        tmp_path / "triggers.npy",
+    )
+    triggers = np.load(tmp_path / "triggers.npy")
+    assert code == 0 and triggers.shape == (8, 8, 8, 1)
+    # an outside black box: carol's pipeline, answers written to a file
+    from egan_jax.encryip import codebook as cb
+    from egan_jax.encryip import pipeline as pl
+    from egan_jax.encryip import workdir
+    from egan_jax.encryip.registry import load_user_key
+
+    _, model, book = workdir.load_for_user(run)
+    carol = cb.decrypt_codebook(book, load_user_key(tmp_path / "carol.json")[0])
+    answers = pl.decode(pl.predict_logits(model, triggers), carol, 10)
+    (tmp_path / "answers.json").write_text(json.dumps(answers.tolist()))
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "trace",
+        "--workdir",
+        run,
+        "--registry",
+        registry,
+        "--answers",
+        tmp_path / "answers.json",
+    )
+    assert json.loads(out)["accused"] == "carol"
+    (tmp_path / "answers.json").write_text(json.dumps([0] * 8))
+    code, out, _ = egan(
+        capsys,
+        "encryip",
+        "trace",
+        "--workdir",
+        run,
+        "--registry",
+        registry,
+        "--answers",
+        tmp_path / "answers.json",
+    )
+    assert json.loads(out)["accused"] is None
