@@ -6,7 +6,13 @@ offline (dealer) time and bytes per party, the plaintext op's time (jitted float
 largest error of the reconstructed result against float64 plaintext on the inputs rounded to the
 fixed-point grid (the protocol's own error, without the input quantisation). The offline phase runs
 ahead of the timed online run, from the plan recorded in a warm-up run. Timing: min over repeats.
-Run: `.venv/bin/python -m bench.bench_mpc [--quick]`; writes bench/results/mpc.json.
+
+LP-GAN (secure DCGAN, egan_jax.lpgan): per layer of the generator and discriminator, forward plus
+backward on shares beside the plaintext layer's jitted forward plus VJP; one whole secure training
+step beside the jitted plaintext step; and (``--train-steps N``) secure against plaintext training
+from the same initial weights, batches and latents, scored by the digits Fréchet distance.
+Run: `.venv/bin/python -m bench.bench_mpc [--quick] [--train-steps N]`; writes
+bench/results/mpc.json (and lpgan_training.json).
 """
 
 from __future__ import annotations
@@ -114,6 +120,184 @@ def _measure(fn, inputs, plain, repeats: int) -> dict:
     }
 
 
+def _share_all(values, seed):
+    prg = ring.Prg(seed, domain=b"owner")
+    shares = [ring.share(ring.encode(v), prg) for v in values]
+    return [s[0] for s in shares], [s[1] for s in shares]
+
+
+def _timed_two_party(fn, args0, args1, repeats):
+    """(first run, min online seconds, min offline seconds) with the dealer's plan precomputed."""
+    warm = Dealer(3)
+    first = run_two_party(fn, args0, args1, dealer=warm)
+    online, offline = [], []
+    for _ in range(repeats):
+        dealer = Dealer(3)
+        start = time.perf_counter()
+        dealer.precompute(list(warm.plan))
+        offline.append(time.perf_counter() - start)
+        online.append(run_two_party(fn, args0, args1, dealer=dealer).seconds)
+    return first, warm, min(online), min(offline)
+
+
+def lpgan_layers(quick: bool, repeats: int) -> dict:
+    """Forward + backward of every layer of the secure DCGAN at its real shapes."""
+    from egan_jax.lpgan.model import ModelConfig
+    from egan_jax.lpgan.train import LpganConfig, initial_params, networks
+
+    model = ModelConfig(latent_dim=8, width=4, image_size=16) if quick else ModelConfig()
+    config = LpganConfig(model=model, batch_size=4 if quick else 16)
+    rng = np.random.default_rng(0)
+    params = initial_params(config)
+    rows = {}
+    for net, layers in networks(config).items():
+        shape = (
+            (config.batch_size, model.latent_dim)
+            if net == "g"
+            else (2 * config.batch_size, model.image_size, model.image_size, model.channels)
+        )
+        x = rng.normal(size=shape) * 0.5
+        for i, layer in enumerate(layers):
+            p = {k: params[net][f"{i}.{k}"] for k in layer.param_shapes()}
+            names = sorted(p)
+            y_plain = np.asarray(layer.plain(p, jnp.asarray(x, jnp.float32)))
+            dy = rng.normal(size=y_plain.shape) * 0.01
+            a0, a1 = _share_all([x, dy, *(p[k] for k in names)], 4)
+
+            def fn(party, x, dy, *ps, layer=layer, names=names):
+                q = dict(zip(names, ps, strict=True))
+                y, cache = layer.forward(party, q, x)
+                return y, layer.backward(party, q, cache, dy)
+
+            first, warm, online, offline = _timed_two_party(fn, a0, a1, repeats)
+            plain = jax.jit(lambda p, x, dy, layer=layer: jax.vjp(layer.plain, p, x)[1](dy))
+            pj = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+            xj, dyj = jnp.asarray(x, jnp.float32), jnp.asarray(dy, jnp.float32)
+            plain_s = time_min(
+                lambda f=plain, a=(pj, xj, dyj): jax.block_until_ready(f(*a)),
+                repeats=max(repeats, 3),
+            )
+            sent = max(c.bytes_sent for c in first.channel)
+            rows[f"{net}{i}_{type(layer).__name__}"] = {
+                "input_shape": list(x.shape),
+                "online_s": online,
+                "offline_s": offline,
+                "plaintext_fwd_bwd_s": plain_s,
+                "online_over_plaintext": online / plain_s,
+                "bytes_sent_per_party": sent,
+                "rounds": max(c.rounds for c in first.channel),
+                "offline_bytes_per_party": max(warm.stats.bytes_to_party),
+            }
+            x = y_plain
+    return rows
+
+
+def lpgan_step(quick: bool, repeats: int) -> dict:
+    """One secure training step (online, dealer plan precomputed) vs the jitted plaintext step."""
+    from egan_jax.lpgan import train as T
+    from egan_jax.lpgan.model import ModelConfig
+
+    model = ModelConfig(latent_dim=8, width=4, image_size=16) if quick else ModelConfig()
+    config = T.LpganConfig(model=model, batch_size=4 if quick else 16)
+    params = T.initial_params(config)
+    rng = np.random.default_rng(0)
+    real = np.tanh(rng.normal(size=(config.batch_size, model.image_size, model.image_size, 1)))
+    z_d, z_g = T.latents(config, 0)
+    prg = ring.Prg(5, domain=b"owner")
+    s0, s1 = T.share_state(T.encode_state(config, params), prg)
+    a0, a1 = _share_all([real, z_d, z_g], 6)
+    first, warm, online, offline = _timed_two_party(
+        lambda party, st, *xs: T.secure_train_step(party, config, st, *xs),
+        (s0, *a0),
+        (s1, *a1),
+        max(1, repeats // 2),
+    )
+    step = jax.jit(T.make_plain_step(config))
+    pj = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), params)
+    mj = jax.tree.map(jnp.zeros_like, pj)
+    inputs = [jnp.asarray(v, jnp.float32) for v in (real, z_d, z_g)]
+    plain_s = time_min(lambda: jax.block_until_ready(step(pj, mj, *inputs)), repeats=5)
+    return {
+        "model": {"width": model.width, "image_size": model.image_size, "batch": config.batch_size},
+        "online_s": online,
+        "offline_s": offline,
+        "plaintext_s": plain_s,
+        "online_over_plaintext": online / plain_s,
+        "online_plus_offline_over_plaintext": (online + offline) / plain_s,
+        "bytes_sent_per_party": max(c.bytes_sent for c in first.channel),
+        "rounds": max(c.rounds for c in first.channel),
+        "offline_bytes_per_party": max(warm.stats.bytes_to_party),
+        "dealer_items": dict(warm.stats.by_kind),
+    }
+
+
+def lpgan_training(steps: int, num_samples: int = 1000) -> dict:
+    """Secure vs plaintext training (same seed, weights, batches, latents, steps) on the digits;
+    digits Fréchet distance of samples from each generator against the training images."""
+    import dataclasses
+
+    from egan_jax.data import batch_at, load_images
+    from egan_jax.lpgan import train as T
+    from egan_jax.lpgan.model import plain_forward
+    from egan_jax.lpgan.owner import load_experiment, train_local
+    from egan_jax.metrics import DigitsClassifier, compute_fid
+
+    config = dataclasses.replace(load_experiment("experiments/lpgan_digits.py"), steps=steps)
+    start = time.perf_counter()
+    secure_g, records = train_local(config)
+    secure_s = time.perf_counter() - start
+    images = load_images("digits", image_size=32, channels=1)
+    step = jax.jit(T.make_plain_step(config))
+    params = jax.tree.map(lambda v: jnp.asarray(v, jnp.float32), T.initial_params(config))
+    momenta = jax.tree.map(jnp.zeros_like, params)
+    plain_losses = []
+    for k in range(steps):
+        real = batch_at(images, k, batch_size=config.batch_size, seed=config.seed)
+        z_d, z_g = T.latents(config, k)
+        params, momenta, logits = step(params, momenta, real, z_d, z_g)
+        plain_losses.append(T.logit_losses(config.loss, *(logits[n] for n in logits)))
+    g_layers = T.networks(config)["g"]
+    z = np.random.default_rng([config.seed, 3]).normal(size=(num_samples, config.model.latent_dim))
+    batch = config.batch_size  # batch-norm statistics over the training batch size, as trained
+
+    def draw(g_params):
+        fwd = jax.jit(lambda p, z: plain_forward(g_layers, p, z))
+        p = {k: jnp.asarray(v, jnp.float32) for k, v in g_params.items()}
+        return np.concatenate(
+            [
+                np.asarray(fwd(p, jnp.asarray(z[i : i + batch], jnp.float32)))
+                for i in range(0, num_samples - num_samples % batch, batch)
+            ]
+        )
+
+    network = DigitsClassifier.load_or_train()
+    initial = T.initial_params(config)["g"]
+    fd = {
+        name: compute_fid(draw(g), images, network)
+        for name, g in (("secure", secure_g), ("plaintext", params["g"]), ("initial", initial))
+    }
+    tail = max(1, steps // 10)
+    return {
+        "steps": steps,
+        "config": dataclasses.asdict(config),
+        "digits_fd": fd,
+        "secure_over_plaintext_fd": fd["secure"] / fd["plaintext"],
+        "secure_training_s": secure_s,
+        "secure_step_s_median": float(np.median([r["seconds"] for r in records])),
+        "bytes_sent_per_party_per_step": records[-1]["bytes_sent"],
+        "rounds_per_step": records[-1]["rounds"],
+        "final_losses_mean_last_10pct": {
+            "secure": {
+                k: float(np.mean([r[k] for r in records[-tail:]])) for k in ("d_loss", "g_loss")
+            },
+            "plaintext": {
+                k: float(np.mean([r[k] for r in plain_losses[-tail:]]))
+                for k in ("d_loss", "g_loss")
+            },
+        },
+    }
+
+
 def run(quick: bool = False) -> dict:
     repeats = 2 if quick else 5
     protocols = {}
@@ -122,12 +306,14 @@ def run(quick: bool = False) -> dict:
             "input_shapes": [list(v.shape) for v in inputs],
             **_measure(fn, inputs, plain, repeats),
         }
+    lpgan = {"layers": lpgan_layers(quick, repeats), "step": lpgan_step(quick, repeats)}
     result = {
         "quick": quick,
         "frac_bits": ring.FRAC_BITS,
         "setting": "both parties in one process (two threads), in-process channel, trusted dealer",
         "load_average_1_5_15": list(os.getloadavg()),
         "protocols": protocols,
+        "lpgan": lpgan,
         "summary": {
             name: {
                 "online_ms": round(1e3 * r["online_s"], 2),
@@ -139,6 +325,15 @@ def run(quick: bool = False) -> dict:
             for name, r in protocols.items()
         },
     }
+    result["lpgan_summary"] = {
+        name: {
+            "online_ms": round(1e3 * r["online_s"], 1),
+            "plaintext_ms": round(1e3 * r["plaintext_fwd_bwd_s"], 2),
+            "bytes_per_party": r["bytes_sent_per_party"],
+            "rounds": r["rounds"],
+        }
+        for name, r in lpgan["layers"].items()
+    }
     write_result("mpc_quick" if quick else "mpc", result)
     return result
 
@@ -146,4 +341,12 @@ def run(quick: bool = False) -> dict:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    print(json.dumps(run(parser.parse_args().quick)["summary"], indent=2))
+    parser.add_argument("--train-steps", type=int, default=0, help="secure vs plaintext training")
+    args = parser.parse_args()
+    if args.train_steps:
+        training = lpgan_training(args.train_steps)
+        write_result("lpgan_training", training)
+        print(json.dumps({k: training[k] for k in ("digits_fd", "secure_step_s_median")}, indent=2))
+    else:
+        out = run(args.quick)
+        print(json.dumps({**out["summary"], "lpgan_step": out["lpgan"]["step"]}, indent=2))

@@ -16,9 +16,9 @@ def get_config() -> LpganConfig:
     return LpganConfig(
         model=ModelConfig(latent_dim=16, width=8, image_size=32, channels=1, negative_slope=0.2),
         dataset="digits",
-        steps=200,
+        steps=300,
         batch_size=16,
-        learning_rate=0.05,
+        learning_rate=0.02,
         momentum=0.5,
         loss="nonsaturating",
         seed=0,

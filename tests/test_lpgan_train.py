@@ -1,5 +1,7 @@
 """Secure training step and synthesis against the plaintext step on the same weights and batch."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -118,3 +120,87 @@ def test_config_errors_name_the_problem():
         T.LpganConfig(loss="wasserstein")
     with pytest.raises(ConfigError, match="image_size"):
         ModelConfig(image_size=20)
+
+
+# ---- real processes ---------------------------------------------------------------------------
+
+TINY_EXPERIMENT = """
+from egan_jax.lpgan.model import ModelConfig
+from egan_jax.lpgan.train import LpganConfig
+
+
+def get_config():
+    return LpganConfig(
+        model=ModelConfig(latent_dim=8, width=4, image_size=16, channels=1),
+        steps=2, batch_size=4, log_every=1,
+    )
+"""
+
+
+def _server(party, port, peer_port, workdir):
+    import subprocess
+    import sys
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "egan_jax.cli.lpgan_cmd", "serve", "--party", str(party),
+         "--port", str(port), "--peer-port", str(peer_port), "--workdir", str(workdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
+    import socket
+
+    from egan_jax.lpgan import owner
+    from egan_jax.lpgan.server import free_port, load_checkpoint
+
+    experiment = tmp_path / "tiny.py"
+    experiment.write_text(TINY_EXPERIMENT)
+    config = owner.load_experiment(experiment)
+    ports = [free_port(), free_port(), free_port()]
+    addresses = [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1])]
+    servers = [_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
+    try:
+        result = owner.train(config, tmp_path / "owner", addresses, log=lambda m: None)
+        assert result["step"] == 2
+        lines = (tmp_path / "owner" / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == 2 and all(np.isfinite(json.loads(line)["d_loss"]) for line in lines)
+
+        # each server holds shares only: one alone is far from the weights, both add up to them
+        names = T.state_names(config)
+        halves = [load_checkpoint(tmp_path / f"s{p}" / f"party{p}", 2, names) for p in (0, 1)]
+        key = "g.master.0.w"
+        both = ring.decode(ring.reconstruct(halves[0][key], halves[1][key]), 24)
+        np.testing.assert_array_equal(both, result["generator"]["0.w"])
+        assert np.max(np.abs(ring.decode(halves[0][key], 24))) > 1e6
+
+        # a malformed message to a server is a clear error there; the server keeps serving
+        with socket.create_connection(addresses[0]) as raw:
+            raw.sendall(b"JUNK" + bytes(12))
+            raw.settimeout(30)
+            assert raw.recv(1) == b""  # the server dropped the session
+
+        servers[1].kill()  # a server dies; it restarts from its share checkpoint
+        servers[1].wait()
+        servers[1] = _server(1, ports[1], ports[2], tmp_path / "s1")
+        config3 = owner.load_experiment(experiment, steps=3)
+        logs = []
+        result = owner.train(config3, tmp_path / "owner", addresses, log=logs.append)
+        assert result["step"] == 3 and any("resumed" in m and "step 2" in m for m in logs)
+
+        images = owner.sample(config3, addresses, n=4, log=lambda m: None)
+        assert images.shape == (4, 16, 16, 1) and np.all(np.abs(images) <= 1.0 + 1e-3)
+        assert np.std(images) > 1e-3
+    finally:
+        try:
+            owner.shutdown(addresses)
+        except Exception:
+            pass
+        for s in servers:
+            try:
+                s.wait(timeout=20)
+            except Exception:
+                s.kill()
+    out = servers[0].stdout.read()
+    assert "malformed frame" in out, out

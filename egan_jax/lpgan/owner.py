@@ -69,13 +69,25 @@ def _secret_seed(owner_seed: bytes | int | None, label: bytes) -> bytes | None:
     return hashlib.sha256(label + b"|" + raw).digest()
 
 
+def _connect(host: str, port: int, timeout: float, wait: float = 120.0) -> TcpEndpoint:
+    """Connect to a server, waiting up to ``wait`` seconds for it to start listening."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return TcpEndpoint.connect(host, port, timeout=timeout)
+        except ChannelError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.25)
+
+
 class Servers:
     """The owner's connections to S0 and S1, and the dealer that serves them."""
 
     def __init__(self, addresses, *, owner_seed=None, timeout: float = 600.0):
         if len(addresses) != 2:
             raise ConfigError(f"need two server addresses (S0, S1), got {addresses}")
-        self.ends = [TcpEndpoint.connect(h, int(p), timeout=timeout) for h, p in addresses]
+        self.ends = [_connect(h, int(p), timeout) for h, p in addresses]
         self.dealer = Dealer(_secret_seed(owner_seed, b"dealer"), record_plan=False)
         self.prg = ring.Prg(_secret_seed(owner_seed, b"shares"), domain=b"owner")
 
@@ -223,9 +235,62 @@ def sample(
 def shutdown(addresses) -> None:
     """Ask both servers to exit."""
     for host, port in addresses:
-        end = TcpEndpoint.connect(host, int(port), timeout=30.0)
+        end = _connect(host, int(port), 30.0, wait=10.0)
         try:
             send_command(end, "shutdown")
             recv_command(end)
         finally:
             end.close()
+
+
+def train_local(
+    config: LpganConfig, *, owner_seed: bytes | int = 0, steps: int | None = None
+) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """The same secure training with both servers as threads of this process (in-process channel,
+    dealer in this process): for experiments and benchmarks. Returns the reconstructed generator and
+    per-step records (losses from the reconstructed logits, online bytes and rounds per party)."""
+    from egan_jax.data import batch_at, load_images
+    from egan_jax.lpgan.train import secure_train_step
+    from egan_jax.mpc.protocols import run_two_party
+
+    steps = config.steps if steps is None else steps
+    images = load_images(
+        config.dataset, image_size=config.model.image_size, channels=config.model.channels
+    )
+    prg = ring.Prg(_secret_seed(owner_seed, b"shares"), domain=b"owner")
+    s0, s1 = share_state(encode_state(config, initial_params(config)), prg)
+    inputs: tuple[list, list] = ([], [])
+    for step in range(steps):
+        real = batch_at(images, step, batch_size=config.batch_size, seed=config.seed)
+        for value in (real, *latents(config, step)):
+            a, b = ring.share(ring.encode(value), prg)
+            inputs[0].append(a)
+            inputs[1].append(b)
+
+    def run(party, state, flat):
+        logits, costs = [], []
+        for step in range(steps):
+            before, start = party.channel.stats.copy(), time.perf_counter()
+            state, out = secure_train_step(party, config, state, *flat[3 * step : 3 * step + 3])
+            sent = party.channel.stats - before
+            costs.append((time.perf_counter() - start, sent.bytes_sent, sent.rounds))
+            logits.append(out)
+        return state, logits, costs
+
+    dealer = Dealer(_secret_seed(owner_seed, b"dealer"), record_plan=False)
+    result = run_two_party(run, (s0, inputs[0]), (s1, inputs[1]), dealer=dealer, timeout=3600)
+    (st0, lg0, c0), (st1, lg1, _) = result.outputs
+    state = {k: ring.reconstruct(st0[k], st1[k]) for k in st0}
+    records = []
+    for step, (a, b, cost) in enumerate(zip(lg0, lg1, c0, strict=True)):
+        logits = [ring.decode(ring.reconstruct(a[k], b[k])) for k in ("real", "fake", "generator")]
+        records.append(
+            {
+                "step": step + 1,
+                "seconds": cost[0],
+                "bytes_sent": cost[1],
+                "rounds": cost[2],
+                **logit_losses(config.loss, *logits),
+            }
+        )
+    return decode_params(config, state, "g"), records
