@@ -204,3 +204,28 @@ def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
                 s.kill()
     out = servers[0].stdout.read()
     assert "malformed frame" in out, out
+
+
+def test_dealer_keys_survive_the_wire_and_malformed_commands_are_refused():
+    from egan_jax.lpgan.server import key_from_json, key_to_json, recv_command, send_command
+    from egan_jax.mpc.channel import ChannelError, local_pair
+    from egan_jax.mpc.ring import Bilinear
+
+    keys = [
+        ("beaver", Bilinear("conv2d_kernel_grad", (2, 2), ((1, 1), (1, 1)), None, (4, 4)),
+         (2, 8, 8, 3), (2, 4, 4, 5)),
+        ("beaver", Bilinear("conv2d", (1, 1), "SAME"), (1, 4, 4, 2), (3, 3, 2, 2)),
+        ("dabit", (7, 3)),
+    ]  # fmt: skip
+    for key in keys:
+        assert key_from_json(json.loads(json.dumps(key_to_json(key)))) == key
+    a, b = local_pair(timeout=5)
+    send_command(a, "train", {"step": 3}, [np.arange(3, dtype=np.uint64)])
+    command, meta, arrays = recv_command(b)
+    assert (command, meta["step"], arrays[0].tolist()) == ("train", 3, [0, 1, 2])
+    a.send(np.frombuffer(b"{not json", np.uint8))
+    with pytest.raises(ChannelError, match="malformed command header"):
+        recv_command(b)
+    a.send(np.arange(2, dtype=np.uint64))
+    with pytest.raises(ChannelError, match="uint8 JSON header"):
+        recv_command(b)
