@@ -197,7 +197,7 @@ def serve(
                 ):
                     return
             except (ChannelError, CheckpointError, ConfigError) as err:
-                log(f"lpgan server {party_id}: owner session ended: {err}")
+                log(f"lpgan server {party_id}: owner session ended ({type(err).__name__}): {err}")
             finally:
                 owner.close()
                 if session.peer is not None:
@@ -238,6 +238,8 @@ class _Session:
                 if len(arrays) != len(names):
                     raise ChannelError(f"init sent {len(arrays)} arrays, expected {len(names)}")
                 state, step = dict(zip(names, arrays, strict=True)), 0
+                for old in checkpoint_steps(directory):  # a fresh run: drop the old run's shares
+                    (directory / f"step_{old:06d}.npz").unlink()
                 save_checkpoint(directory, 0, state)
                 send_command(owner, "ok", {"step": step})
             elif command == "resume":
