@@ -1,6 +1,8 @@
 """The EGAN-protected DCGAN family on the generic loop: training, key fingerprints, designs."""
 
+import base64
 import dataclasses
+import json
 
 import jax
 import numpy as np
@@ -46,8 +48,21 @@ def _models(config):
     return nnx.merge(graphdef, state)["models"]
 
 
+class MeanScorer:
+    """Stands in for the digits classifier in `evaluate`: a cheap, deterministic statistic."""
+
+    def __init__(self, config, cache_dir=None):
+        pass
+
+    def __call__(self, images):
+        return float(np.mean(np.abs(images))) + 1.0
+
+
 @pytest.mark.slow
-def test_protected_training_stores_the_fingerprint_only(tmp_path, keys):
+def test_protected_training_fingerprint_resume_and_report(tmp_path, keys, monkeypatch):
+    """One tiny run checked end to end (one compile): training, the fingerprint (and never the
+    secret) in the checkpoint, another key refused, and the `egan evaluate` report."""
+    from egan_jax import evaluate
     from egan_jax.train import load_trained, train_and_evaluate
 
     config = egan_config(keys["a"])
@@ -56,8 +71,6 @@ def test_protected_training_stores_the_fingerprint_only(tmp_path, keys):
     assert -1.0 <= first.metrics["g_self_adversarial"] <= 0.0
     assert np.isfinite(first.metrics["g_loss"])
     key_a = SecretKey.load(keys["a"])
-    import base64
-
     secret = base64.b64encode(key_a._secret)
     for path in (tmp_path / "run1").rglob("*"):
         if path.is_file():
@@ -70,6 +83,18 @@ def test_protected_training_stores_the_fingerprint_only(tmp_path, keys):
         load_trained(tmp_path / "run1", key_fingerprint=SecretKey.load(keys["b"]).fingerprint)
     _, models, step = load_trained(tmp_path / "run1", key_fingerprint=key_a.fingerprint)
     assert step == 2 and "generator" in models
+    # the report
+    monkeypatch.setattr(evaluate, "FrechetScorer", MeanScorer)
+    report = evaluate.evaluate_workdir(tmp_path / "run1", num_samples=16, random_keys=2)
+    kinds = [row["kind"] for row in report["rows"]]
+    assert kinds.count("authorized") == 1 and kinds.count("random_key") == 2
+    assert {"no_key", "near_key", "near_material"} <= set(kinds)
+    folder = tmp_path / "run1" / "report"
+    assert json.loads((folder / "report.json").read_text())["rows"] == report["rows"]
+    assert (folder / "grid.png").stat().st_size > 0
+    assert "| correct key |" in (folder / "report.md").read_text()
+    with pytest.raises(KeyMismatchError):
+        evaluate.evaluate_workdir(tmp_path / "run1", key=SecretKey.load(keys["b"]), num_samples=16)
 
 
 def test_feature_design_routes_the_key_through_the_generator_hook(keys):
