@@ -427,7 +427,7 @@ def attack_prune(
     authorized = variants(config, key).authorized
     z = _latents(config, num_samples, seed)
     rows = []
-    original = nnx.state(models["generator"])
+    original = jax.tree_util.tree_map(np.array, nnx.state(models["generator"]))  # a copy
     for fraction in fractions:
         generator = models["generator"]
         nnx.update(generator, original)
