@@ -13,6 +13,9 @@ BENCHMARKS = (
     "bench.bench_dcgan",
     "bench.bench_encryip",
     "bench.bench_mpc",
+    "bench.bench_classifier",
+    "bench.bench_egan",
+    "bench.bench_sr_cycle",
 )
 
 
