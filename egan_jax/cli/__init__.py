@@ -13,7 +13,14 @@ import sys
 from egan_jax.errors import EganError
 
 # Modules under egan_jax.cli that each register one or more sub-commands.
-COMMAND_MODULES = ("keys_cmd", "transform_cmd", "train_cmd")
+COMMAND_MODULES = (
+    "keys_cmd",
+    "transform_cmd",
+    "train_cmd",
+    "egan_cmd",
+    "encryip_cmd",
+    "lpgan_cmd",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
