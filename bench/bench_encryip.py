@@ -15,6 +15,8 @@ import json
 import random
 import time
 
+import numpy as np
+
 from bench.common import time_min, write_result
 from egan_jax.encryip import codebook, cslite
 from egan_jax.encryip.group import BACKEND, RFC3526_2048
@@ -65,6 +67,71 @@ def _class_head_cost(repeats: int, batch: int = 256, size: int = 1032) -> dict:
         "codebook_size": size,
         "plain_softmax_s": plain_s,
         "class_probabilities_s": protected_s,
+    }
+
+
+def _inference_cost(repeats: int, batch: int = 256, per_class: int = 10, fakes: int = 32) -> dict:
+    """Whole inference after the codebook is decrypted, on the digits CNN (width 32, 32x32 grey):
+    ``plain`` — K-way head, argmax; ``n_way`` — the same CNN with an N-way head, argmax over N (no
+    decoding); ``protected`` — N-way head, the decoded read-out
+    (:func:`codebook.class_probabilities`), argmax over K. Each is a ``jax.jit`` of the split model;
+    timed interleaved (A, B, C, A, B, C, ...), min of each, by wall clock and by process CPU time
+    (the latter is less disturbed by other processes on a shared machine)."""
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from egan_jax.models.classifiers import build_classifier
+
+    size = NUM_CLASSES * per_class + fakes
+
+    def split(outputs: int):
+        net = build_classifier(
+            "cnn", num_classes=outputs, image_size=32, channels=1, width=32, rngs=nnx.Rngs(0)
+        )
+        net.eval()
+        return nnx.split(net)
+
+    (plain_def, plain_state), (n_def, n_state) = split(NUM_CLASSES), split(size)
+    index_to_class = jnp.asarray(
+        np.random.default_rng(0).integers(0, NUM_CLASSES, size), dtype=jnp.int32
+    )
+    images = jax.random.uniform(jax.random.key(2), (batch, 32, 32, 1), minval=-1.0, maxval=1.0)
+    argmax_plain = jax.jit(lambda s, x: jnp.argmax(nnx.merge(plain_def, s)(x), axis=-1))
+    argmax_n = jax.jit(lambda s, x: jnp.argmax(nnx.merge(n_def, s)(x), axis=-1))
+    decoded = jax.jit(
+        lambda s, x, m: jnp.argmax(
+            codebook.class_probabilities(nnx.merge(n_def, s)(x), m, NUM_CLASSES), axis=-1
+        )
+    )
+    runs = {
+        "plain": lambda: argmax_plain(plain_state, images).block_until_ready(),
+        "n_way": lambda: argmax_n(n_state, images).block_until_ready(),
+        "protected": lambda: decoded(n_state, images, index_to_class).block_until_ready(),
+    }
+    wall = {name: float("inf") for name in runs}
+    cpu = dict(wall)
+    for fn in runs.values():
+        fn(), fn()
+    for _ in range(repeats * 5):
+        for name, fn in runs.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name] = min(wall[name], time.perf_counter() - start)
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+
+    def extra(times: dict, over: str) -> float:
+        return 100.0 * (times["protected"] / times[over] - 1.0)
+
+    return {
+        "batch": batch,
+        "codebook_size": size,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "extra_percent_vs_plain_wall": extra(wall, "plain"),
+        "extra_percent_vs_plain_cpu": extra(cpu, "plain"),
+        "decode_extra_percent_vs_n_way_wall": extra(wall, "n_way"),
+        "decode_extra_percent_vs_n_way_cpu": extra(cpu, "n_way"),
     }
 
 
@@ -129,6 +196,7 @@ def run(quick: bool = False) -> dict:
         }
 
     result["class_head"] = _class_head_cost(repeats)
+    result["inference"] = _inference_cost(repeats)
 
     ops = result["ops_per_cpu_second"]
     result["summary"] = {
@@ -141,6 +209,10 @@ def run(quick: bool = False) -> dict:
         "fixed_base_speedup": round(cpu["exp"] / cpu["exp_fixed_base"], 2),
         **{f"build_{name}_cpu_s": round(v["build"]["cpu_s"], 2) for name, v in builds.items()},
         "decrypt_K10_m10_cpu_s": round(builds["K10_m10"]["decrypt_one_user"]["cpu_s"], 2),
+        "inference_extra_percent_cpu": round(result["inference"]["extra_percent_vs_plain_cpu"], 2),
+        "decode_extra_percent_cpu": round(
+            result["inference"]["decode_extra_percent_vs_n_way_cpu"], 2
+        ),
     }
     write_result("encryip" if BACKEND == "python" else f"encryip_{BACKEND}", result)
     return result

@@ -24,6 +24,7 @@ TINY = (
     "model.num_fakes=8",
     "model.codebook_label=tiny",
     "loss.triggers_per_step=8",
+    "loss.label_draws=2",
     "loss.eval_users=2",
     "loss.false_accusation_rate=1e-3",
     "loss.eval_batch_size=64",

@@ -13,12 +13,18 @@ record: CS-lite's Gen/Enc/Dec, many secret keys for one public key through the t
   (consequences in :mod:`.cslite`);
 - the codebook (``K * per_class`` honest entries plus Fakes, shuffled) and the tracing test
   (binomial threshold with a bounded false-accusation rate) (:mod:`.codebook`);
-- the registry and key files (:mod:`.registry`).
+- the registry and key files (:mod:`.registry`);
+- learning: an N-way head trained on randomized codebook indices, trigger inputs (keyed noise
+  images derived from the owner's secret, :mod:`.derive`) trained to output the Fake entries
+  (``egan_jax.families.encryip``); decoding and black-box tracing (:mod:`.pipeline`); attacks
+  (:mod:`.robustness`) and the report (:mod:`.report`); publishing and user-side decryption
+  (:mod:`.workdir`).
 
 What the scheme cannot stop: anyone with a few labelled examples can learn the index -> class map of
 a codebook (the labels are encrypted, the model's behaviour is not); two colluding users recover
 ``t`` and can then spot the Fakes and mint untraceable keys; a pirate who notices which indices never
-fire on natural inputs can blank the Fake entries. Revoking a user cannot stop their key from
+fire on natural inputs can blank the Fake entries, and one who detects the noise triggers can refuse
+to answer them. Revoking a user cannot stop their key from
 decrypting codebooks already published under the same public key.
 """
 
