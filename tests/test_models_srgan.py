@@ -98,3 +98,27 @@ def test_bad_configs_raise():
         srgan.Generator(scale=3, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="output"):
         srgan.Generator(output="sigmoid", width=4, num_blocks=0, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("padding", [((4, 4), (4, 4)), ((0, 0), (0, 0))])
+def test_narrow_output_conv_matches_lax_conv_and_its_gradients(padding):
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(2, 14, 12, 8)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(9, 9, 8, 3)) * 0.1, jnp.float32)
+
+    def reference(x, k):
+        return jax.lax.conv_general_dilated(
+            x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def loss(conv):
+        return lambda x, k: jnp.sum(jnp.sin(conv(x, k)))
+
+    got = srgan.narrow_output_conv(x, kernel, padding)
+    np.testing.assert_allclose(got, reference(x, kernel), rtol=1e-5, atol=1e-5)
+    want = jax.grad(loss(reference), argnums=(0, 1))(x, kernel)
+    mine = jax.grad(loss(lambda x, k: srgan.narrow_output_conv(x, k, padding)), argnums=(0, 1))(
+        x, kernel
+    )
+    for a, b in zip(mine, want, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)

@@ -28,6 +28,7 @@ from flax import nnx
 
 from egan_jax.errors import ConfigError
 from egan_jax.models.layers import Upsample2x
+from egan_jax.models.srgan import NarrowOutputConv
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")
@@ -123,7 +124,7 @@ class Generator(nnx.Module):
         else:
             make_up = lambda cin, cout: ResizeConvUpsample(cin, cout, rngs=rngs)
         self.ups = nnx.List([make_up(4 * width, 2 * width), make_up(2 * width, width)])
-        self.tail = _conv(width, channels, 7, rngs, bias=True)
+        self.tail = NarrowOutputConv(width, channels, 7, kernel_init=KERNEL_INIT, rngs=rngs)
 
     def __call__(
         self, x: jax.Array, *, return_features: bool = False
