@@ -36,7 +36,8 @@ TINY = (
 @pytest.fixture(autouse=True)
 def registered(monkeypatch):
     # the lead adds "encryip_cmd" to COMMAND_MODULES and the family to FAMILIES
-    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "encryip_cmd"))
+    if "encryip_cmd" not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "encryip_cmd"))
     monkeypatch.setitem(families.FAMILIES, "encryip", "egan_jax.families.encryip:FAMILY")
 
 
