@@ -121,6 +121,7 @@ def _random_inception(seed):
     return model
 
 
+@pytest.mark.slow
 def test_inception_shapes_and_npz_roundtrip(tmp_path):
     model = _random_inception(0)
     path = tmp_path / "inception.npz"
