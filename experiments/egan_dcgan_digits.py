@@ -1,12 +1,17 @@
 """EGAN-protected DCGAN on the bundled digits (offline), 16×16 grey: the CPU demo configuration.
 
 `egan train experiments/egan_dcgan_digits.py --workdir runs/egan_digits`
-(`--set model.design=feature_perm` for the feature-map design; `--set model.key_file=my.key` for
+(`--set model.design=latent_offset` for the latent-region design; `--set model.key_file=my.key` for
 your own key — the default is the public demo key.)
 
 16 px rather than 32: the digits are 8×8 scans and the digits Fréchet distance reads 16×16, so 32 px
 only costs time. The unprotected baseline to compare with is the same config with
 `family="dcgan"` (`egan_jax.evaluate.baseline_config`).
+
+Design and weights are ours (EGAN publishes none): the feature-map design measured better than the
+latent-offset one on this task (the latter collapsed to one mode with the correct key), and a
+self-adversarial weight of 0.2 with margin 0.5 on output pixels traded less quality for protection
+than 1.0 / 1.0 (numbers in the EGAN report of the run).
 """
 
 from egan_jax.config import (
@@ -33,18 +38,18 @@ def get_config() -> Config:
     return Config(
         family="egan_dcgan",
         seed=0,
-        model=ModelConfig(latent_dim=64, width=32, design="latent_offset", radius=3.0),
+        model=ModelConfig(latent_dim=64, width=16, design="feature_perm"),
         loss=LossConfig(
             kind="hinge",
             self_adversarial=SelfAdversarialConfig(
-                weight=1.0, divergence="l1", margin=1.0, features="output"
+                weight=0.2, divergence="l1", margin=0.5, features="output"
             ),
             unauthorized=UnauthorizedConfig(
                 fraction=0.5, random_keys=4, near_keys=2, near_materials=2
             ),
         ),
         data=DataConfig(name="digits", split="train", image_size=16, channels=1),
-        train=TrainConfig(steps=1500, batch_size=64),
+        train=TrainConfig(steps=1000, batch_size=64),
         optim=OptimConfig(learning_rate=2e-4, b1=0.5, b2=0.999),
         log=LogConfig(every=50, sample_every=500, num_samples=64, tensorboard=False),
         checkpoint=CheckpointConfig(every=500, max_to_keep=2),
