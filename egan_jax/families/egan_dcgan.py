@@ -257,7 +257,11 @@ def batch_norm_mode(generator: nnx.Module, mode: str) -> Iterator[None]:
 
 def build_models(config: Config, rngs: nnx.Rngs) -> Models:
     _check(config)
-    return plain.build_models(config, rngs)
+    models = plain.build_models(config, rngs)
+    wm = config.loss.watermark
+    if wm.signature_weight > 0:  # IPR-GAN's initialisation γ ← |γ|·b, then the sign loss keeps it
+        watermark.embed_signature_init(models["generator"], watermark.signature_bits(wm.signature))
+    return models
 
 
 def build_optimizers(config: Config, models: Models):
