@@ -157,3 +157,13 @@ def test_fingerprint_comes_from_the_key_file_and_the_demo_key_is_public(keys):
         egan_dcgan.key_fingerprint(demo)
         == SecretKey.from_passphrase(egan_dcgan.DEMO_PASSPHRASE, bytes(16)).fingerprint
     )
+
+
+def test_signature_is_embedded_at_initialisation(keys):
+    from egan_jax import watermark
+
+    config = egan_config(keys["a"], "loss.watermark.signature_weight=1.0")
+    generator = _models(config)["generator"]
+    bits = watermark.signature_bits(config.loss.watermark.signature)
+    assert watermark.signature_ber(generator, bits) == 0.0
+    assert np.mean(bits < 0) > 0.2  # so untouched scales (all +1 at init) would show errors
