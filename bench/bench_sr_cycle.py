@@ -43,7 +43,7 @@ CASES = {
             "train.batch_size=16",
             "loss.pretrain_steps=0",
         ],
-        "batch": {"lr": (16, 24, 24, 3), "hr": (16, 96, 96, 3)},
+        "batch": {"lr": (16, 24, 24, 3), "hr": (16, 96, 96, 3), "adversarial": (16,)},
         "torch": ["--model", "srgan", "--batch", "16", "--width", "64", "--blocks", "16"],
     },
     "cyclegan": {
