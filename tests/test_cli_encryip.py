@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import stat
 
 import numpy as np
 import pytest
 
 from egan_jax import cli, families
+from egan_jax.encryip.group import TEST_GROUP_64
+from egan_jax.encryip.registry import Registry
 
 # the tiny run of tests/test_families_encryip.py (the same config: its compiled steps are cached)
 TINY = (
@@ -109,7 +112,9 @@ def test_registry_commands(tmp_path, capsys):
 @pytest.mark.slow
 def test_train_publish_decrypt_trace(tmp_path, capsys):
     registry, run = tmp_path / "owner.json", tmp_path / "run"
-    egan(capsys, "encryip", "keygen", "--registry", registry, "--insecure-test-group")
+    # the owner key of tests/test_families_encryip.py's run: the same codebook and triggers, so
+    # the same compiled steps (they hold them as constants) come from the compilation cache
+    Registry.create(registry, group=TEST_GROUP_64, rng=random.Random(3))
     for user in ("alice", "bob", "carol"):
         egan(
             capsys,
