@@ -64,6 +64,7 @@ FAMILIES: dict[str, str] = {
     "cyclegan": "egan_jax.families.cyclegan:FAMILY",
     "egan_dcgan": "egan_jax.families.egan_dcgan:FAMILY",
     "classifier": "egan_jax.families.classifier:FAMILY",
+    "encryip": "egan_jax.families.encryip:FAMILY",
 }
 
 
