@@ -1,6 +1,5 @@
 """The protection report: summaries, goals, tables, grids, and the whole `egan evaluate` path."""
 
-
 import jax
 import numpy as np
 import pytest
