@@ -15,7 +15,7 @@ import dataclasses
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,20 +101,29 @@ def _due(step: int, every: int) -> bool:
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Treats SIGTERM (e.g. a pre-empted job) like Ctrl-C, so that the loop saves before exiting."""
+def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Turns SIGINT (Ctrl-C) and SIGTERM (e.g. a pre-empted job) into a request the loop honours
+    between steps, so that it saves before exiting. The signal must not raise inside JAX: a
+    KeyboardInterrupt in the middle of a dispatch left device work that never finished, and the
+    save after it waited forever (seen on a full-width run). A second signal stops at once."""
+    requested: list[int] = []
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield lambda: False
         return
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        if requested:
+            raise KeyboardInterrupt(f"signal {signum} (second)")
+        requested.append(signum)
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {
+        number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        yield
+        yield lambda: bool(requested)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, old_handler in previous.items():
+            signal.signal(number, old_handler)
 
 
 def _check_workdir_config(workdir: Path, config_dict: dict[str, Any]) -> None:
@@ -147,7 +156,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
 
     Writes `config.json`, `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `samples/step_*.png` and
     `eval.json`. A checkpoint of a different config or key raises instead of being overwritten.
-    Ctrl-C or SIGTERM saves a checkpoint of the last finished step, then re-raises.
+    Ctrl-C or SIGTERM stops after the current step, saves it, then raises KeyboardInterrupt.
     """
     validate(config)
     sharding.initialize_distributed(config.distributed)
@@ -221,8 +230,10 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
     host_metrics: dict[str, float] = {}
     evaluation: dict[str, float] = {}
     try:
-        with _sigterm_as_interrupt():
+        with _stop_on_signals() as stop_requested:
             while current[1] < config.train.steps:
+                if stop_requested():
+                    raise KeyboardInterrupt("stopped by a signal")
                 state, step = current
                 local = batches(step, jax.process_index(), jax.process_count())
                 batch = sharding.shard_batch(local, mesh)
@@ -246,6 +257,8 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
                     evaluation = run_evaluation(state, step)
             state, step = current
             checkpointer.save(step, state, meta())
+            if stop_requested():
+                raise KeyboardInterrupt("stopped by a signal")
             evaluation = run_evaluation(state, step) or evaluation
     except KeyboardInterrupt:
         state, step = current

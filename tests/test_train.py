@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -86,7 +87,8 @@ def test_resuming_continues_bit_identically(reference, tmp_path):
     assert_identical(result.models, restored)
 
 
-def test_ctrl_c_saves_the_last_finished_step_then_reraises(reference, tmp_path, monkeypatch):
+@pytest.mark.parametrize("how", ["raise", "sigint"])
+def test_ctrl_c_saves_the_last_finished_step_then_reraises(reference, tmp_path, monkeypatch, how):
     workdir, result = reference
     family = get_family("dcgan")
 
@@ -94,7 +96,9 @@ def test_ctrl_c_saves_the_last_finished_step_then_reraises(reference, tmp_path, 
         batches = family.make_batches(config)
 
         def batch(step, process_index, process_count):
-            if step == 3:
+            if step == 2 and how == "sigint":  # honoured once this step is done: saved at 3
+                os.kill(os.getpid(), signal.SIGINT)
+            if step == 3 and how == "raise":  # raised before step 3 starts: saved at 3
                 raise KeyboardInterrupt
             return batches(step, process_index, process_count)
 
