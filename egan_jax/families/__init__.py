@@ -65,6 +65,7 @@ FAMILIES: dict[str, str] = {
     "egan_dcgan": "egan_jax.families.egan_dcgan:FAMILY",
     "classifier": "egan_jax.families.classifier:FAMILY",
     "encryip": "egan_jax.families.encryip:FAMILY",
+    "egan_attack_dcgan": "egan_jax.attacks:FAMILY",
 }
 
 
