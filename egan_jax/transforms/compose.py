@@ -186,6 +186,17 @@ def invert_plan(plan: Plan, y: jax.Array) -> tuple[jax.Array, jax.Array]:
     return y, invalid
 
 
+def near_miss_step(
+    materials: tuple[tuple[str, KeyMaterial], ...], rng_seed: int, step: str | None = None
+) -> tuple[tuple[str, KeyMaterial], ...]:
+    """``materials`` with one step's material changed minimally (default: the first step)."""
+    names = [name for name, _ in materials]
+    target = names[0] if step is None else step
+    if target not in names:
+        raise ConfigError(f"near_miss step {target!r} is not in this pipeline's steps {names}")
+    return tuple((name, near_miss(m, rng_seed) if name == target else m) for name, m in materials)
+
+
 class Pipeline:
     """Keyed image transforms applied in order (``forward``) and undone in reverse (``inverse``)."""
 
@@ -243,13 +254,7 @@ class Pipeline:
 
     def near_miss(self, rng_seed: int, step: str | None = None) -> Pipeline:
         """This pipeline with one step's material changed minimally (default: the first step)."""
-        names = [name for name, _ in self.materials]
-        target = names[0] if step is None else step
-        if target not in names:
-            raise ConfigError(f"near_miss step {target!r} is not in this pipeline's steps {names}")
-        materials = tuple(
-            (name, near_miss(m, rng_seed) if name == target else m) for name, m in self.materials
-        )
+        materials = near_miss_step(self.materials, rng_seed, step)
         return Pipeline(self._config, materials, self.fingerprint + "~near")
 
     def __repr__(self) -> str:
@@ -356,13 +361,7 @@ class LatentPipeline:
 
     def near_miss(self, rng_seed: int, step: str | None = None) -> LatentPipeline:
         """This pipeline with one step's material changed minimally (default: the first step)."""
-        names = [name for name, _ in self.materials]
-        target = names[0] if step is None else step
-        if target not in names:
-            raise ConfigError(f"near_miss step {target!r} is not in this pipeline's steps {names}")
-        materials = tuple(
-            (name, near_miss(m, rng_seed) if name == target else m) for name, m in self.materials
-        )
+        materials = near_miss_step(self.materials, rng_seed, step)
         return LatentPipeline(self._config, materials, self.fingerprint + "~near")
 
     def __repr__(self) -> str:
