@@ -34,10 +34,7 @@ from egan_jax.transforms.common import (
     KeyMaterial,
     check_images,
     check_sizes,
-    flip_one,
-    near_fp,
     run_static,
-    swap_two,
 )
 
 FFX_CODES = {"decimal": 1000, "binary": 256}
@@ -63,6 +60,7 @@ class BlockShuffleMaterial(KeyMaterial):
     channels: int
     permutation: np.ndarray
     key_fingerprint: str
+    near_miss_field = "permutation"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, block_size: int, channels: int = 3):
@@ -75,11 +73,6 @@ class BlockShuffleMaterial(KeyMaterial):
         """int32 ``[H·W·C]``: flat source index of every flat output position of one image."""
         return block_index_map(self.permutation, self.block_size, self.channels, height, width)
 
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
-        )
-
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class NegPosMaterial(KeyMaterial):
@@ -89,6 +82,7 @@ class NegPosMaterial(KeyMaterial):
     channels: int
     mask: np.ndarray
     key_fingerprint: str
+    near_miss_field = "mask"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, block_size: int, channels: int = 3):
@@ -105,11 +99,6 @@ class NegPosMaterial(KeyMaterial):
         """bool ``[H·W·C]``: the block mask tiled over a whole image."""
         return tile_positions(self.mask, self.block_size, self.channels, height, width)
 
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, mask=flip_one(self.mask, rng), key_fingerprint=near_fp(self)
-        )
-
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class FfxMaterial(KeyMaterial):
@@ -121,6 +110,7 @@ class FfxMaterial(KeyMaterial):
     mask: np.ndarray
     table: np.ndarray
     key_fingerprint: str
+    near_miss_field = "mask"
 
     def __post_init__(self) -> None:
         if self.variant not in FFX_CODES:
@@ -174,11 +164,6 @@ class FfxMaterial(KeyMaterial):
 
     def position_mask(self, height: int, width: int) -> np.ndarray:
         return tile_positions(self.mask, self.block_size, self.channels, height, width)
-
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, mask=flip_one(self.mask, rng), key_fingerprint=near_fp(self)
-        )
 
 
 # --- index maps (host side, numpy) ------------------------------------------------------------

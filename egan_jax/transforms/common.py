@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -26,6 +27,9 @@ class KeyMaterial:
     """
 
     key_fingerprint: str
+    # The field :func:`near_miss` changes: ``"permutation"`` gets one transposition, a mask or sign
+    # field one flipped entry.
+    near_miss_field: ClassVar[str]
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
@@ -67,7 +71,7 @@ class KeyMaterial:
         return f"{type(self).__name__}({public})"
 
     def _near_miss(self, rng: np.random.Generator) -> KeyMaterial:
-        raise NotImplementedError
+        return change_one(self, self.near_miss_field, rng)
 
 
 def near_miss(material: KeyMaterial, rng_seed: int) -> KeyMaterial:
@@ -82,6 +86,14 @@ def near_miss(material: KeyMaterial, rng_seed: int) -> KeyMaterial:
 
 def near_fp(material: KeyMaterial) -> str:
     return material.key_fingerprint + "~near"
+
+
+def change_one(material: KeyMaterial, field: str, rng: np.random.Generator) -> KeyMaterial:
+    """``material`` with its ``field`` changed minimally: a ``"permutation"`` by one transposition,
+    a mask or sign vector by one flipped entry; marked ``"…~near"``."""
+    change = swap_two if field == "permutation" else flip_one
+    value = change(getattr(material, field), rng)
+    return dataclasses.replace(material, **{field: value}, key_fingerprint=near_fp(material))
 
 
 def swap_two(permutation: np.ndarray, rng: np.random.Generator) -> np.ndarray:

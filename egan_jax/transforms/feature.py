@@ -21,12 +21,10 @@ from egan_jax.errors import ShapeError
 from egan_jax.keys import SecretKey, derive_mask, derive_permutation
 from egan_jax.transforms.common import (
     KeyMaterial,
+    change_one,
     check_array,
     check_sizes,
-    flip_one,
-    near_fp,
     run_static,
-    swap_two,
 )
 
 _IMAGE_DTYPES = ("uint8", "uint16", "float16", "bfloat16", "float32")
@@ -44,6 +42,7 @@ class ChannelShuffleMaterial(KeyMaterial):
     channels: int
     permutation: np.ndarray
     key_fingerprint: str
+    near_miss_field = "permutation"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, channels: int = 3, tag: str = ""):
@@ -56,11 +55,6 @@ class ChannelShuffleMaterial(KeyMaterial):
         pixel = np.arange(height * width)[:, None] * self.channels
         return (pixel + self.permutation[None, :]).reshape(-1).astype(np.int32)
 
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
-        )
-
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class FeatureMaterial(KeyMaterial):
@@ -70,6 +64,8 @@ class FeatureMaterial(KeyMaterial):
     permutation: np.ndarray
     signs: np.ndarray
     key_fingerprint: str
+    # one transposition of the permutation, signs kept: the smallest change of the map
+    near_miss_field = "permutation"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, channels: int, tag: str = "", flip_signs: bool = True):
@@ -82,16 +78,9 @@ class FeatureMaterial(KeyMaterial):
             signs = np.ones(channels, np.float32)
         return cls(channels, perm, signs, key.fingerprint)
 
-    def _near_miss(self, rng):
-        # one transposition of the permutation, signs kept: the smallest change of the map
-        return dataclasses.replace(
-            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
-        )
-
     def near_miss_sign(self, rng_seed: int) -> FeatureMaterial:
         """This material with one channel's sign flipped (the other minimal change)."""
-        signs = flip_one(self.signs, np.random.default_rng(rng_seed))
-        return dataclasses.replace(self, signs=signs, key_fingerprint=near_fp(self))
+        return change_one(self, "signs", np.random.default_rng(rng_seed))
 
 
 def _check_channels_last(x, channels: int, *, what: str, dtypes: tuple[str, ...]):

@@ -38,10 +38,7 @@ from egan_jax.transforms.common import (
     KeyMaterial,
     check_array,
     check_sizes,
-    flip_one,
-    near_fp,
     run_static,
-    swap_two,
 )
 
 _LATENT_DTYPES = ("float32",)
@@ -64,16 +61,12 @@ class LatentPermMaterial(KeyMaterial):
     dim: int
     permutation: np.ndarray
     key_fingerprint: str
+    near_miss_field = "permutation"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, dim: int):
         check_sizes(1, dim)
         return cls(dim, derive_permutation(key, f"latent/perm/d{dim}", dim), key.fingerprint)
-
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, permutation=swap_two(self.permutation, rng), key_fingerprint=near_fp(self)
-        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -83,16 +76,12 @@ class LatentSignMaterial(KeyMaterial):
     dim: int
     signs: np.ndarray
     key_fingerprint: str
+    near_miss_field = "signs"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, dim: int):
         check_sizes(1, dim)
         return cls(dim, _key_signs(key, f"latent/sign/d{dim}", dim), key.fingerprint)
-
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, signs=flip_one(self.signs, rng), key_fingerprint=near_fp(self)
-        )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -103,6 +92,7 @@ class LatentOffsetMaterial(KeyMaterial):
     radius: float
     signs: np.ndarray
     key_fingerprint: str
+    near_miss_field = "signs"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, dim: int, radius: float = 1.0):
@@ -114,11 +104,6 @@ class LatentOffsetMaterial(KeyMaterial):
     def offset(self) -> np.ndarray:
         return (self.radius * self.signs).astype(np.float32)
 
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, signs=flip_one(self.signs, rng), key_fingerprint=near_fp(self)
-        )
-
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class LatentHalfSpaceMaterial(KeyMaterial):
@@ -128,6 +113,7 @@ class LatentHalfSpaceMaterial(KeyMaterial):
     margin: float
     signs: np.ndarray
     key_fingerprint: str
+    near_miss_field = "signs"
 
     @classmethod
     def from_key(cls, key: SecretKey, *, dim: int, margin: float = 2.0):
@@ -138,11 +124,6 @@ class LatentHalfSpaceMaterial(KeyMaterial):
     @property
     def direction(self) -> np.ndarray:
         return (self.signs / np.sqrt(self.dim)).astype(np.float32)
-
-    def _near_miss(self, rng):
-        return dataclasses.replace(
-            self, signs=flip_one(self.signs, rng), key_fingerprint=near_fp(self)
-        )
 
 
 def check_latents(z, dim: int, *, what: str):
