@@ -100,7 +100,7 @@ def test_cross_entropy_per_example_and_label_smoothing():
 def test_optimizers_and_schedules(key_file):
     for overrides in (("loss.optimizer=sgd", "loss.weight_decay=0.001"), ("loss.optimizer=adam",)):
         config = _config(key_file, *overrides, "optim.schedule=linear_decay", "train.steps=10")
-        schedule = classifier.learning_rate(config)
+        schedule = families.learning_rate_schedule(config)
         assert float(schedule(0)) == pytest.approx(config.optim.learning_rate, rel=1e-6)
         assert float(schedule(10)) == 0.0
         model = nnx.Linear(2, 2, rngs=nnx.Rngs(0))

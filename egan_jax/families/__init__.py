@@ -85,16 +85,17 @@ def get_family(name: str) -> Family:
     return family
 
 
-def adam(config: Config) -> Any:
-    """The optax Adam every family shares, with the config's learning-rate schedule."""
+def learning_rate_schedule(config: Config) -> Any:
+    """The learning rate of ``config.optim``: a float (``constant``) or an optax schedule
+    (``linear_decay``: flat until ``decay_start`` of the steps, then linearly to 0)."""
     import optax
 
     optim = config.optim
     if optim.schedule == "constant":
-        learning_rate: Any = optim.learning_rate
-    elif optim.schedule == "linear_decay":
+        return optim.learning_rate
+    if optim.schedule == "linear_decay":
         flat_steps = int(config.train.steps * optim.decay_start)
-        learning_rate = optax.join_schedules(
+        return optax.join_schedules(
             [
                 optax.constant_schedule(optim.learning_rate),
                 optax.linear_schedule(
@@ -103,8 +104,14 @@ def adam(config: Config) -> Any:
             ],
             [flat_steps],
         )
-    else:
-        raise ConfigError(
-            f"optim.schedule must be 'constant' or 'linear_decay', got {optim.schedule!r}"
-        )
-    return optax.adam(learning_rate, b1=optim.b1, b2=optim.b2)
+    raise ConfigError(
+        f"optim.schedule must be 'constant' or 'linear_decay', got {optim.schedule!r}"
+    )
+
+
+def adam(config: Config) -> Any:
+    """The optax Adam every family shares, with the config's learning-rate schedule."""
+    import optax
+
+    optim = config.optim
+    return optax.adam(learning_rate_schedule(config), b1=optim.b1, b2=optim.b2)

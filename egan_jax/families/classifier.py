@@ -34,7 +34,7 @@ from egan_jax.config import (
     TrainConfig,
 )
 from egan_jax.errors import ConfigError
-from egan_jax.families import Family, Models, Optimizers, adam
+from egan_jax.families import Family, Models, Optimizers, adam, learning_rate_schedule
 from egan_jax.keys import SecretKey
 from egan_jax.transforms.compose import Pipeline
 
@@ -201,30 +201,11 @@ def _adam(config: Config, learning_rate) -> optax.GradientTransformation:
 OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
 
 
-def learning_rate(config: Config):
-    """The learning rate or schedule of ``config.optim`` (as ``families.adam`` builds it)."""
-    optim = config.optim
-    if optim.schedule == "constant":
-        return optim.learning_rate
-    if optim.schedule == "linear_decay":
-        flat = int(config.train.steps * optim.decay_start)
-        return optax.join_schedules(
-            [
-                optax.constant_schedule(optim.learning_rate),
-                optax.linear_schedule(optim.learning_rate, 0.0, max(1, config.train.steps - flat)),
-            ],
-            [flat],
-        )
-    raise ConfigError(
-        f"optim.schedule must be 'constant' or 'linear_decay', got {optim.schedule!r}"
-    )
-
-
 def build_optimizers(config: Config, models: Models) -> Optimizers:
     _check(config)
 
     def make() -> optax.GradientTransformation:
-        base = OPTIMIZERS[config.loss.optimizer](config, learning_rate(config))
+        base = OPTIMIZERS[config.loss.optimizer](config, learning_rate_schedule(config))
         if config.loss.weight_decay:
             return optax.chain(optax.add_decayed_weights(config.loss.weight_decay), base)
         return base
