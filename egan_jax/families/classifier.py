@@ -153,24 +153,30 @@ def num_classes(config: Config) -> int:
     return dataset_classes(config.data.name, data_dir=config.data.data_dir)
 
 
-def build_models(config: Config, rngs: nnx.Rngs) -> Models:
-    _check(config)
+def make_classifier(config: Config, rngs: nnx.Rngs, outputs: int) -> nnx.Module:
+    """The ``config.model`` classifier for ``config.data``'s images with ``outputs`` logits."""
     from egan_jax.models.classifiers import build_classifier
 
     m = config.model
+    return build_classifier(
+        m.arch,
+        num_classes=outputs,
+        image_size=config.data.image_size,
+        channels=config.data.channels,
+        width=m.width,
+        depth=m.depth or None,
+        patch_size=m.patch_size,
+        heads=m.heads or None,
+        rngs=rngs,
+    )
+
+
+def build_models(config: Config, rngs: nnx.Rngs) -> Models:
+    _check(config)
+    m = config.model
 
     def make() -> nnx.Module:
-        return build_classifier(
-            m.arch,
-            num_classes=num_classes(config),
-            image_size=config.data.image_size,
-            channels=config.data.channels,
-            width=m.width,
-            depth=m.depth or None,
-            patch_size=m.patch_size,
-            heads=m.heads or None,
-            rngs=rngs,
-        )
+        return make_classifier(config, rngs, num_classes(config))
 
     if m.matched_init:
         if not (m.baseline and lockable(config)):

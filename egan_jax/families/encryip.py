@@ -147,26 +147,9 @@ def key_fingerprint(config: Config) -> str:
 
 
 def build_models(config: Config, rngs: nnx.Rngs) -> Models:
-    from egan_jax.models.classifiers import build_classifier
-
-    m = config.model
-
-    def make(outputs: int) -> nnx.Module:
-        return build_classifier(
-            m.arch,
-            num_classes=outputs,
-            image_size=config.data.image_size,
-            channels=config.data.channels,
-            width=m.width,
-            depth=m.depth or None,
-            patch_size=m.patch_size,
-            heads=m.heads or None,
-            rngs=rngs,
-        )
-
-    models = {"classifier": make(num_outputs(config))}
-    if m.baseline:
-        models["baseline"] = make(plain.num_classes(config))
+    models = {"classifier": plain.make_classifier(config, rngs, num_outputs(config))}
+    if config.model.baseline:
+        models["baseline"] = plain.make_classifier(config, rngs, plain.num_classes(config))
     return models
 
 
