@@ -40,7 +40,7 @@ def to_uint8(images) -> np.ndarray:
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _resize_and_convert(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
+def resize_and_convert(images: np.ndarray, image_size: int, channels: int) -> np.ndarray:
     """uint8 [N, h, w, c] -> uint8 [N, image_size, image_size, channels] (PIL bilinear, antialiased)."""
     n, height, width, have = images.shape
     if have not in (1, 3) or channels not in (1, 3):
@@ -92,10 +92,10 @@ def _load_digits(*, split: str, image_size: int, channels: int, data_dir: str | 
     raw = load_digits().images  # float64 [1797, 8, 8], 0..16
     indices = _digits_split_indices(len(raw), split)
     images = np.rint(raw[indices] * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    return _resize_and_convert(images, image_size, channels)
+    return resize_and_convert(images, image_size, channels)
 
 
-def _tfds_prepare_hint(name: str, data_dir: str | None) -> str:
+def tfds_prepare_hint(name: str, data_dir: str | None) -> str:
     where = data_dir or "~/tensorflow_datasets"
     flag = f" --data_dir={data_dir}" if data_dir else ""
     return (
@@ -105,6 +105,29 @@ def _tfds_prepare_hint(name: str, data_dir: str | None) -> str:
         f"data_dir={data_dir!r}, file_format='array_record').download_and_prepare()), "
         f"then make {where} available here."
     )
+
+
+def tfds_source(name: str, split: str, data_dir: str | None):
+    """The random-access `tfds.data_source` of a prepared split; `DataError` saying how to prepare
+    it when tensorflow-datasets is missing, the name is unknown or the data is not prepared."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError as error:
+        raise DataError(
+            f"dataset 'tfds:{name}' needs tensorflow-datasets: pip install -e '.[tfds]'"
+        ) from error
+    try:
+        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise DataError(
+            f"tfds has no dataset named {name!r}; check the name with tfds.list_builders()."
+        ) from error
+    except Exception as error:  # tfds raises several types for "not prepared / wrong format"
+        raise DataError(
+            f"tfds dataset {name!r} (split {split!r}) is not prepared in array_record format "
+            f"under {data_dir or '~/tensorflow_datasets'} ({type(error).__name__}: {error}); "
+            + tfds_prepare_hint(name, data_dir)
+        ) from error
 
 
 def load_tfds(
@@ -118,24 +141,7 @@ def load_tfds(
     limit: int | None = None,
 ) -> np.ndarray:
     """Every image of a prepared tfds split, via `tfds.data_source` (array_record, no TensorFlow)."""
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise DataError(
-            f"dataset 'tfds:{name}' needs tensorflow-datasets: pip install -e '.[tfds]'"
-        ) from error
-    try:
-        source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise DataError(
-            f"tfds has no dataset named {name!r}; check the name with tfds.list_builders()."
-        ) from error
-    except Exception as error:  # tfds raises several types for "not prepared / wrong format"
-        raise DataError(
-            f"tfds dataset {name!r} (split {split!r}) is not prepared in array_record format "
-            f"under {data_dir or '~/tensorflow_datasets'} ({type(error).__name__}: {error}); "
-            + _tfds_prepare_hint(name, data_dir)
-        ) from error
+    source = tfds_source(name, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
@@ -156,8 +162,8 @@ def load_tfds(
             )
         images.append(image)
     if len({image.shape for image in images}) > 1:  # e.g. DIV2K: resize one by one
-        images = [_resize_and_convert(im[None], image_size, channels)[0] for im in images]
-    return _resize_and_convert(np.stack(images), image_size, channels)
+        images = [resize_and_convert(im[None], image_size, channels)[0] for im in images]
+    return resize_and_convert(np.stack(images), image_size, channels)
 
 
 LOADERS: dict[str, Loader] = {"digits": _load_digits}
@@ -209,6 +215,16 @@ def _epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
     )
 
 
+def process_share(batch_size: int, process_index: int, process_count: int) -> int:
+    """How many examples of a global batch each process takes; `DataError` if it does not split."""
+    if process_count < 1 or not 0 <= process_index < process_count or batch_size % process_count:
+        raise DataError(
+            f"batch_size={batch_size} must split evenly over process_count={process_count} and "
+            f"0 <= process_index={process_index} < process_count."
+        )
+    return batch_size // process_count
+
+
 def batch_indices(
     n: int, step: int, *, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1
 ) -> np.ndarray:
@@ -218,12 +234,7 @@ def batch_indices(
             f"need n>=1, step>=0, seed>=0, batch_size>=1; got n={n}, step={step}, seed={seed}, "
             f"batch_size={batch_size}."
         )
-    if process_count < 1 or not 0 <= process_index < process_count or batch_size % process_count:
-        raise DataError(
-            f"batch_size={batch_size} must split evenly over process_count={process_count} and "
-            f"0 <= process_index={process_index} < process_count."
-        )
-    per_process = batch_size // process_count
+    per_process = process_share(batch_size, process_index, process_count)
     start = step * batch_size + process_index * per_process
     positions = np.arange(start, start + per_process, dtype=np.int64)
     epochs, offsets = np.divmod(positions, n)

@@ -63,28 +63,7 @@ def _load_lfw(*, split: str, image_size: int, channels: int, data_dir: str | Non
     raw = lfw_subset()[indices]  # float64 [n, 25, 25] in [0, 1]
     images = np.clip(np.rint(raw * 255.0), 0, 255).astype(np.uint8)[..., None]
     labels = (indices < 100).astype(np.int32)  # 1: face
-    return data._resize_and_convert(images, image_size, channels), labels
-
-
-def _tfds_source(name: str, split: str, data_dir: str | None):
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise DataError(
-            f"dataset 'tfds:{name}' needs tensorflow-datasets: pip install -e '.[tfds]'"
-        ) from error
-    try:
-        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise DataError(
-            f"tfds has no dataset named {name!r}; check the name with tfds.list_builders()"
-        ) from error
-    except Exception as error:  # tfds raises several types for "not prepared / wrong format"
-        raise DataError(
-            f"tfds dataset {name!r} (split {split!r}) is not prepared in array_record format "
-            f"under {data_dir or '~/tensorflow_datasets'} ({type(error).__name__}: {error}); "
-            + data._tfds_prepare_hint(name, data_dir)
-        ) from error
+    return data.resize_and_convert(images, image_size, channels), labels
 
 
 def load_tfds_labeled(
@@ -99,7 +78,7 @@ def load_tfds_labeled(
     limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of a prepared tfds split (``tfds.data_source``, array_record)."""
-    source = _tfds_source(name, split, data_dir)
+    source = data.tfds_source(name, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise DataError(f"tfds dataset {name!r} split {split!r} is empty")
@@ -120,7 +99,7 @@ def load_tfds_labeled(
             f"tfds feature {image_key!r} of {name!r} is {images.dtype} {images.shape[1:]}; "
             "expected uint8 images [H, W, C]"
         )
-    return data._resize_and_convert(images, image_size, channels), labels
+    return data.resize_and_convert(images, image_size, channels), labels
 
 
 LOADERS: dict[str, LabeledLoader] = {"digits": _load_digits, "lfw": _load_lfw}
@@ -176,7 +155,7 @@ def num_classes(name: str, *, data_dir: str | None = None, label_key: str = "lab
         return NUM_CLASSES[name]
     if not name.startswith("tfds:"):
         raise DataError(f"unknown labeled dataset {name!r}; use one of {sorted(NUM_CLASSES)}")
-    source = _tfds_source(name.removeprefix("tfds:"), "train", data_dir)
+    source = data.tfds_source(name.removeprefix("tfds:"), "train", data_dir)
     try:
         return int(source.dataset_info.features[label_key].num_classes)
     except (KeyError, AttributeError) as error:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from egan_jax.data import batch_indices, to_float
+from egan_jax.data import batch_indices, process_share, tfds_source, to_float
 from egan_jax.errors import DataError, ShapeError
 
 SR_TRAIN_PHOTOS = (
@@ -110,30 +110,11 @@ class _LazyFeature(Sequence):
         return np.asarray(self.source[index][self.key])
 
 
-def _tfds_source(name: str, split: str, data_dir: str | None):
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError as error:
-        raise DataError(
-            f"dataset 'tfds:{name}' needs tensorflow-datasets: pip install -e '.[tfds]'"
-        ) from error
-    try:
-        return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except Exception as error:  # tfds raises several types for "unknown / not prepared"
-        raise DataError(
-            f"tfds dataset {name!r} (split {split!r}) is not available in array_record format "
-            f"under {data_dir or '~/tensorflow_datasets'} ({type(error).__name__}: {error}); "
-            f"prepare it once on a machine with TensorFlow and a network: `pip install tensorflow "
-            f"tensorflow-datasets && tfds build {name} --file_format=array_record` and copy the "
-            "data directory here (pass its path as data_dir)."
-        ) from error
-
-
 def load_tfds_sr(
     name: str, *, split: str, scale: int, data_dir: str | None, limit: int | None = None
 ) -> SRPhotos:
     """A prepared tfds SR dataset with features `hr` and `lr` (e.g. div2k/bicubic_x4), lazily read."""
-    source = _tfds_source(name, split, data_dir)
+    source = tfds_source(name, split, data_dir)
     count = len(source) if limit is None else min(limit, len(source))
     if count == 0:
         raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
@@ -249,16 +230,11 @@ def sr_batch_at(
             f"need step>=0, seed>=0, batch_size>=1 and photos; got step={step}, seed={seed}, "
             f"batch_size={batch_size}, {len(photos.hr)} photos."
         )
-    if process_count < 1 or not 0 <= process_index < process_count or batch_size % process_count:
-        raise DataError(
-            f"batch_size={batch_size} must split evenly over process_count={process_count} and "
-            f"0 <= process_index={process_index} < process_count."
-        )
+    per_process = process_share(batch_size, process_index, process_count)
     lr_size = hr_size // scale
     rng = np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, step])))
     choices = rng.integers(0, len(photos.lr), size=batch_size)
     fractions = rng.random((batch_size, 2))
-    per_process = batch_size // process_count
     mine = range(process_index * per_process, (process_index + 1) * per_process)
     lrs, hrs = [], []
     for example in mine:
@@ -317,7 +293,7 @@ def _grass2gravel(*, split: str, image_size: int, channels: int, data_dir: str |
 
 def _tfds_images(name: str, split: str, image_size: int, channels: int, data_dir: str | None):
     """Every `image` of a prepared tfds split, each resized (PIL bilinear) to image_size²."""
-    source = _tfds_source(name, split, data_dir)
+    source = tfds_source(name, split, data_dir)
     if len(source) == 0:
         raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
     out = np.empty((len(source), image_size, image_size, channels), np.uint8)
