@@ -27,8 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.layers import Upsample2x
-from egan_jax.models.srgan import NarrowOutputConv
+from egan_jax.models.layers import NarrowOutputConv, Upsample2x
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")

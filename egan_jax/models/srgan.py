@@ -18,7 +18,6 @@ the global skip — sees the transformed map, so a keyed permutation inserted th
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
@@ -28,6 +27,10 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
+
+# narrow_output_conv lives in layers (CycleGAN uses it too); re-exported for srgan's callers.
+from egan_jax.models.layers import NarrowOutputConv
+from egan_jax.models.layers import narrow_output_conv as narrow_output_conv
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 
@@ -61,79 +64,6 @@ class PReLU(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return jnp.where(x >= 0, x, self.slope[...] * x)
-
-
-_DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
-Padding = tuple[tuple[int, int], tuple[int, int]]
-
-
-def _plain_conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
-    return jax.lax.conv_general_dilated(
-        x, kernel, (1, 1), padding, dimension_numbers=_DIMENSION_NUMBERS
-    )
-
-
-def _kernel_grad(x: jax.Array, grad_out: jax.Array, kernel_shape, padding: Padding) -> jax.Array:
-    """dL/dK of a stride-1 conv, computed as the kernel gradient of the mirrored problem.
-
-    dK[a, b, i, o] = Σ x_pad[n, h + a, w + b, i] · dy[n, h, w, o]. With dy padded by k − 1 on
-    every side, G[c, d, o, i] = Σ dy_pad[n, h + c, w + d, o] · x_pad[n, h, w, i] is the kernel
-    gradient of a conv from o to i channels, and dK[a, b] = G[k − 1 − a, k − 1 − b]ᵀ.
-    """
-    kh, kw, cin, cout = kernel_shape
-    (top, bottom), (left, right) = padding
-    x_pad = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    dy_pad = jnp.pad(grad_out, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
-    zeros = jnp.zeros((kh, kw, cout, cin), x.dtype)
-    mirrored = jax.vjp(lambda k: _plain_conv(dy_pad, k, "VALID"), zeros)[1](x_pad)[0]
-    return jnp.transpose(mirrored[::-1, ::-1], (0, 1, 3, 2))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def narrow_output_conv(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
-    """A stride-1 conv (NHWC, HWIO kernel) whose kernel gradient stays fast for few outputs.
-
-    XLA:CPU computes the kernel gradient of a large-kernel conv to few channels (SRResNet's 9×9
-    64 -> 3 output conv at 96 px, CycleGAN's 7×7 64 -> 3) ~20× slower than its forward pass; the
-    mirrored form in `_kernel_grad` is the fast many-outputs case (measured: 9×9 64 -> 3 at
-    2×96×96, gradients 464 ms -> 126 ms). Same values as `lax.conv_general_dilated`.
-    """
-    return _plain_conv(x, kernel, padding)
-
-
-def _narrow_fwd(x, kernel, padding):
-    return _plain_conv(x, kernel, padding), (x, kernel)
-
-
-def _narrow_bwd(padding, residuals, grad_out):
-    x, kernel = residuals
-    grad_x = jax.vjp(lambda v: _plain_conv(v, kernel, padding), x)[1](grad_out)[0]
-    return grad_x, _kernel_grad(x, grad_out, kernel.shape, padding)
-
-
-narrow_output_conv.defvjp(_narrow_fwd, _narrow_bwd)
-
-
-class NarrowOutputConv(nnx.Module):
-    """Stride-1 conv layer (same `kernel`/`bias` parameters as `nnx.Conv`) on `narrow_output_conv`."""
-
-    def __init__(
-        self,
-        cin: int,
-        cout: int,
-        kernel: int,
-        *,
-        padding: int = 0,
-        kernel_init: nnx.Initializer | None = None,
-        rngs: nnx.Rngs,
-    ):
-        init = kernel_init or nnx.initializers.lecun_normal()
-        self.kernel = nnx.Param(init(rngs.params(), (kernel, kernel, cin, cout)))
-        self.bias = nnx.Param(jnp.zeros((cout,)))
-        self.padding = ((padding, padding), (padding, padding))
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return narrow_output_conv(x, self.kernel[...], self.padding) + self.bias[...]
 
 
 def _conv(cin: int, cout: int, kernel: int, rngs: nnx.Rngs, *, stride: int = 1, bias=True):
