@@ -35,7 +35,7 @@ from flax import nnx
 from egan_jax import losses, watermark
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
-from egan_jax.families import FAMILIES, Family, Models, adam
+from egan_jax.families import FAMILIES, Family, Models, adam_optimizers
 from egan_jax.families import dcgan as plain
 
 FAMILIES.setdefault("egan_attack_dcgan", "egan_jax.attacks:FAMILY")
@@ -368,7 +368,7 @@ def make_train_step(config: Config):
 
 
 def build_optimizers(config: Config, models: Models):
-    return {name: nnx.Optimizer(m, adam(config), wrt=nnx.Param) for name, m in models.items()}
+    return adam_optimizers(config, models)
 
 
 FAMILY = Family(

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -115,3 +115,11 @@ def adam(config: Config) -> Any:
 
     optim = config.optim
     return optax.adam(learning_rate_schedule(config), b1=optim.b1, b2=optim.b2)
+
+
+def adam_optimizers(
+    config: Config, models: Models, roles: Sequence[str] | None = None
+) -> Optimizers:
+    """One :func:`adam` optimizer per trained model: the roles named (default: every model)."""
+    roles = tuple(models) if roles is None else roles
+    return {role: nnx.Optimizer(models[role], adam(config), wrt=nnx.Param) for role in roles}

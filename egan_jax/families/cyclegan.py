@@ -30,7 +30,7 @@ from flax import nnx
 from egan_jax import losses
 from egan_jax.config import Config, DataConfig, EvalConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
-from egan_jax.families import Family, Models, Optimizers, adam
+from egan_jax.families import Family, Models, Optimizers, adam_optimizers
 
 GENERATORS = ("generator_ab", "generator_ba")
 DISCRIMINATORS = ("discriminator_a", "discriminator_b")
@@ -144,10 +144,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
 
 
 def build_optimizers(config: Config, models: Models) -> Optimizers:
-    return {
-        role: nnx.Optimizer(models[role], adam(config), wrt=nnx.Param)
-        for role in (*GENERATORS, *DISCRIMINATORS)
-    }
+    return adam_optimizers(config, models, (*GENERATORS, *DISCRIMINATORS))  # not the image pools
 
 
 def make_batches(config: Config):

@@ -18,7 +18,7 @@ from flax import nnx
 from egan_jax import losses
 from egan_jax.config import Config, DataConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
-from egan_jax.families import Family, Models, Optimizers, adam
+from egan_jax.families import Family, Models, Optimizers, adam_optimizers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,9 +83,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
 
 
 def build_optimizers(config: Config, models: Models) -> Optimizers:
-    return {
-        name: nnx.Optimizer(model, adam(config), wrt=nnx.Param) for name, model in models.items()
-    }
+    return adam_optimizers(config, models)
 
 
 def make_batches(config: Config):

@@ -39,7 +39,7 @@ from flax import nnx
 from egan_jax import protection, watermark
 from egan_jax.config import Config, DataConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
-from egan_jax.families import Family, Models, adam
+from egan_jax.families import Family, Models, adam_optimizers
 from egan_jax.families import dcgan as plain
 from egan_jax.keys import SecretKey
 from egan_jax.unauthorized import UnauthorizedSpec, Variant, Variants, make_variants, mix
@@ -265,7 +265,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
 
 
 def build_optimizers(config: Config, models: Models):
-    return {name: nnx.Optimizer(m, adam(config), wrt=nnx.Param) for name, m in models.items()}
+    return adam_optimizers(config, models)
 
 
 def make_batches(config: Config):

@@ -46,7 +46,7 @@ from egan_jax.config import (
 from egan_jax.encryip import codebook as cb
 from egan_jax.encryip import derive, pipeline
 from egan_jax.errors import ConfigError
-from egan_jax.families import FAMILIES, Family, Models, Optimizers, adam
+from egan_jax.families import FAMILIES, Family, Models, Optimizers, adam_optimizers
 from egan_jax.families import classifier as plain
 
 # Importing this module (an experiment config does) registers the family; the registry line in
@@ -154,9 +154,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
 
 
 def build_optimizers(config: Config, models: Models) -> Optimizers:
-    return {
-        name: nnx.Optimizer(model, adam(config), wrt=nnx.Param) for name, model in models.items()
-    }
+    return adam_optimizers(config, models)
 
 
 def make_batches(config: Config):

@@ -37,7 +37,7 @@ from flax import nnx
 from egan_jax import losses
 from egan_jax.config import Config, DataConfig, EvalConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
-from egan_jax.families import Family, Models, Optimizers, adam
+from egan_jax.families import Family, Models, Optimizers, adam_optimizers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,10 +106,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
 
 
 def build_optimizers(config: Config, models: Models) -> Optimizers:
-    return {
-        role: nnx.Optimizer(models[role], adam(config), wrt=nnx.Param)
-        for role in ("generator", "discriminator")
-    }
+    return adam_optimizers(config, models, ("generator", "discriminator"))  # not the VGG content
 
 
 def make_batches(config: Config):
