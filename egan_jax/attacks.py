@@ -311,29 +311,9 @@ def subset_indices(count: int, fraction: float, seed: int) -> np.ndarray:
 
 
 def make_batches(config: Config):
-    from egan_jax.data import batch_at, load_images
-
-    images = load_images(
-        config.data.name,
-        split=config.data.split,
-        image_size=config.data.image_size,
-        channels=config.data.channels,
-        data_dir=config.data.data_dir,
-    )
-    images = images[subset_indices(len(images), config.model.data_fraction, config.seed)]
-
-    def batches(step: int, process_index: int, process_count: int) -> dict[str, jax.Array]:
-        local = batch_at(
-            images,
-            step,
-            batch_size=config.train.batch_size,
-            seed=config.seed,
-            process_index=process_index,
-            process_count=process_count,
-        )
-        return {"images": local}
-
-    return batches
+    images = plain.load_training_images(config)
+    subset = subset_indices(len(images), config.model.data_fraction, config.seed)
+    return plain.image_batches(config, images[subset])
 
 
 def thief_logo(config: Config) -> np.ndarray:

@@ -86,16 +86,22 @@ def build_optimizers(config: Config, models: Models) -> Optimizers:
     return adam_optimizers(config, models)
 
 
-def make_batches(config: Config):
-    from egan_jax.data import batch_at, load_images
+def load_training_images(config: Config) -> np.ndarray:
+    """The images of ``config.data`` (uint8 ``[N, H, W, C]``)."""
+    from egan_jax.data import load_images
 
-    images = load_images(
+    return load_images(
         config.data.name,
         split=config.data.split,
         image_size=config.data.image_size,
         channels=config.data.channels,
         data_dir=config.data.data_dir,
     )
+
+
+def image_batches(config: Config, images: np.ndarray):
+    """The batch function over ``images``: ``{"images": ...}`` of ``data.batch_at`` (pure in step)."""
+    from egan_jax.data import batch_at
 
     def batches(step: int, process_index: int, process_count: int) -> dict[str, jax.Array]:
         local = batch_at(
@@ -109,6 +115,10 @@ def make_batches(config: Config):
         return {"images": local}
 
     return batches
+
+
+def make_batches(config: Config):
+    return image_batches(config, load_training_images(config))
 
 
 def make_train_step(config: Config):
