@@ -12,7 +12,7 @@ are already one in-memory array, and one sampler for every dataset keeps resume 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -169,6 +169,27 @@ def load_tfds(
 LOADERS: dict[str, Loader] = {"digits": _load_digits}
 
 
+def load_by_name(
+    name: str,
+    loaders: Mapping[str, Callable],
+    from_tfds: Callable,
+    *,
+    kind: str,
+    example: str,
+    **kwargs,
+):
+    """``from_tfds(<tfds name>, **kwargs)`` for ``"tfds:<tfds name>"``, else ``loaders[name](**kwargs)``;
+    `DataError` naming the choices (``kind``: what the caller loads, ``example``: a tfds name)."""
+    if name.startswith("tfds:"):
+        return from_tfds(name.removeprefix("tfds:"), **kwargs)
+    if name not in loaders:
+        raise DataError(
+            f"unknown {kind} {name!r}; use one of {sorted(loaders)} or 'tfds:<name>' "
+            f"(e.g. {example!r})."
+        )
+    return loaders[name](**kwargs)
+
+
 def load_images(
     name: str,
     *,
@@ -190,22 +211,17 @@ def load_images(
     """
     if image_size < 1:
         raise DataError(f"image_size={image_size} must be positive.")
-    if name.startswith("tfds:"):
-        return load_tfds(
-            name.removeprefix("tfds:"),
-            split=split,
-            image_size=image_size,
-            channels=channels,
-            data_dir=data_dir,
-            **loader_kwargs,
-        )
-    if name not in LOADERS:
-        raise DataError(
-            f"unknown dataset {name!r}; use one of {sorted(LOADERS)} or 'tfds:<name>' "
-            "(e.g. 'tfds:mnist')."
-        )
-    return LOADERS[name](
-        split=split, image_size=image_size, channels=channels, data_dir=data_dir, **loader_kwargs
+    return load_by_name(
+        name,
+        LOADERS,
+        load_tfds,
+        kind="dataset",
+        example="tfds:mnist",
+        split=split,
+        image_size=image_size,
+        channels=channels,
+        data_dir=data_dir,
+        **loader_kwargs,
     )
 
 

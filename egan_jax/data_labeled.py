@@ -130,22 +130,17 @@ def load_labeled(
     """
     if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
         raise DataError(f"image_size={image_size!r} must be a positive integer")
-    if name.startswith("tfds:"):
-        return load_tfds_labeled(
-            name.removeprefix("tfds:"),
-            split=split,
-            image_size=image_size,
-            channels=channels,
-            data_dir=data_dir,
-            **loader_kwargs,
-        )
-    if name not in LOADERS:
-        raise DataError(
-            f"unknown labeled dataset {name!r}; use one of {sorted(LOADERS)} or 'tfds:<name>' "
-            "(e.g. 'tfds:cifar10')"
-        )
-    return LOADERS[name](
-        split=split, image_size=image_size, channels=channels, data_dir=data_dir, **loader_kwargs
+    return data.load_by_name(
+        name,
+        LOADERS,
+        load_tfds_labeled,
+        kind="labeled dataset",
+        example="tfds:cifar10",
+        split=split,
+        image_size=image_size,
+        channels=channels,
+        data_dir=data_dir,
+        **loader_kwargs,
     )
 
 

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from egan_jax.data import batch_indices, process_share, tfds_source, to_float
+from egan_jax.data import batch_indices, load_by_name, process_share, tfds_source, to_float
 from egan_jax.errors import DataError, ShapeError
 
 SR_TRAIN_PHOTOS = (
@@ -149,16 +149,17 @@ def load_sr_photos(
     """Whole HR/LR image pairs of a split: `SR_LOADERS` name ("photos") or "tfds:<name>"."""
     if scale < 2:
         raise DataError(f"scale={scale} must be at least 2 (e.g. 4).")
-    if name.startswith("tfds:"):
-        return load_tfds_sr(
-            name.removeprefix("tfds:"), split=split, scale=scale, data_dir=data_dir, limit=limit
-        )
-    if name not in SR_LOADERS:
-        raise DataError(
-            f"unknown SR dataset {name!r}; use one of {sorted(SR_LOADERS)} or "
-            "'tfds:div2k/bicubic_x4'."
-        )
-    return SR_LOADERS[name](split=split, scale=scale, data_dir=data_dir, limit=limit)
+    return load_by_name(
+        name,
+        SR_LOADERS,
+        load_tfds_sr,
+        kind="SR dataset",
+        example="tfds:div2k/bicubic_x4",
+        split=split,
+        scale=scale,
+        data_dir=data_dir,
+        limit=limit,
+    )
 
 
 def _check_crop(hr_size: int, scale: int) -> None:
