@@ -178,8 +178,9 @@ def load_by_name(
     example: str,
     **kwargs,
 ):
-    """``from_tfds(<tfds name>, **kwargs)`` for ``"tfds:<tfds name>"``, else ``loaders[name](**kwargs)``;
-    `DataError` naming the choices (``kind``: what the caller loads, ``example``: a tfds name)."""
+    """``from_tfds(<tfds name>, **kwargs)`` for ``"tfds:<tfds name>"``, else
+    ``loaders[name](**kwargs)``; `DataError` naming the choices (``kind``: what the caller loads,
+    ``example``: a tfds name)."""
     if name.startswith("tfds:"):
         return from_tfds(name.removeprefix("tfds:"), **kwargs)
     if name not in loaders:
