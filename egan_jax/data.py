@@ -130,6 +130,26 @@ def tfds_source(name: str, split: str, data_dir: str | None):
         ) from error
 
 
+def tfds_records(
+    name: str, split: str, data_dir: str | None, features: Mapping[str, str], limit: int | None
+):
+    """A prepared split's source and how many records to read (at most ``limit``), checked to be
+    non-empty and to have the ``features`` (argument name -> feature name, e.g. ``image_key``)."""
+    source = tfds_source(name, split, data_dir)
+    count = len(source) if limit is None else min(limit, len(source))
+    if count == 0:
+        raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
+    first = source[0]
+    missing = [feature for feature in features.values() if feature not in first]
+    if missing:
+        arguments = " / ".join(f"{argument}=" for argument in features)
+        raise DataError(
+            f"tfds dataset {name!r} has no feature(s) {missing}; its features are "
+            f"{sorted(first)}; pass {arguments} naming them."
+        )
+    return source, count
+
+
 def load_tfds(
     name: str,
     *,
@@ -141,16 +161,7 @@ def load_tfds(
     limit: int | None = None,
 ) -> np.ndarray:
     """Every image of a prepared tfds split, via `tfds.data_source` (array_record, no TensorFlow)."""
-    source = tfds_source(name, split, data_dir)
-    count = len(source) if limit is None else min(limit, len(source))
-    if count == 0:
-        raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
-    first = source[0]
-    if image_key not in first:
-        raise DataError(
-            f"tfds dataset {name!r} has no feature {image_key!r}; its features are "
-            f"{sorted(first)}; pass image_key= one of them."
-        )
+    source, count = tfds_records(name, split, data_dir, {"image_key": image_key}, limit)
     images = []
     for i in range(count):
         image = np.asarray(source[i][image_key])

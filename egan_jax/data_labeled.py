@@ -78,17 +78,8 @@ def load_tfds_labeled(
     limit: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of a prepared tfds split (``tfds.data_source``, array_record)."""
-    source = data.tfds_source(name, split, data_dir)
-    count = len(source) if limit is None else min(limit, len(source))
-    if count == 0:
-        raise DataError(f"tfds dataset {name!r} split {split!r} is empty")
-    first = source[0]
-    missing = [k for k in (image_key, label_key) if k not in first]
-    if missing:
-        raise DataError(
-            f"tfds dataset {name!r} has no feature(s) {missing}; its features are "
-            f"{sorted(first)}; pass image_key= / label_key= naming them"
-        )
+    features = {"image_key": image_key, "label_key": label_key}
+    source, count = data.tfds_records(name, split, data_dir, features, limit)
     records = [source[i] for i in range(count)]
     images = np.stack([np.asarray(r[image_key]) for r in records])
     labels = np.asarray([int(r[label_key]) for r in records], np.int32)
