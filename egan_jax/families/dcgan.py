@@ -8,7 +8,7 @@ IPR-GAN: hinge loss, Adam 2e-4 with β = (0.5, 0.999), batch 64, latent 128.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +121,34 @@ def make_batches(config: Config):
     return image_batches(config, load_training_images(config))
 
 
+def update_discriminator(
+    discriminator: nnx.Module,
+    optimizer: nnx.Optimizer,
+    discriminator_loss: Callable[[jax.Array, jax.Array], jax.Array],
+    real: jax.Array,
+    generate: Callable[[jax.Array], jax.Array],
+    latents: Sequence[jax.Array],
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One discriminator update per latent batch, on ``real`` and stop-gradient ``generate(z)``;
+    returns the last update's loss and mean real and fake logits."""
+    count = real.shape[0]
+    for z in latents:
+        fake = jax.lax.stop_gradient(generate(z))
+
+        def d_loss(discriminator: nnx.Module, fake: jax.Array = fake):
+            # One pass over real and fake together: one spectral-norm power iteration.
+            logits = discriminator(jnp.concatenate([real, fake]))
+            real_logits, fake_logits = logits[:count], logits[count:]
+            loss = jnp.mean(discriminator_loss(real_logits, fake_logits))
+            return loss, (jnp.mean(real_logits), jnp.mean(fake_logits))
+
+        (loss_d, (real_mean, fake_mean)), grads = nnx.value_and_grad(d_loss, has_aux=True)(
+            discriminator
+        )
+        optimizer.update(discriminator, grads)
+    return loss_d, real_mean, fake_mean
+
+
 def make_train_step(config: Config):
     _check(config)
     discriminator_loss, generator_loss = ADVERSARIAL_LOSSES[config.loss.kind]
@@ -134,22 +162,14 @@ def make_train_step(config: Config):
         real = batch["images"]
         count = real.shape[0]
         keys = jax.random.split(key, discriminator_steps + 1)
-
-        for d_key in keys[:-1]:
-            fake = jax.lax.stop_gradient(generator(jax.random.normal(d_key, (count, latent_dim))))
-
-            def d_loss(discriminator: nnx.Module, fake: jax.Array = fake):
-                # One pass over real and fake together: one spectral-norm power iteration.
-                logits = discriminator(jnp.concatenate([real, fake]))
-                real_logits, fake_logits = logits[:count], logits[count:]
-                loss = jnp.mean(discriminator_loss(real_logits, fake_logits))
-                return loss, (jnp.mean(real_logits), jnp.mean(fake_logits))
-
-            (loss_d, (real_mean, fake_mean)), grads = nnx.value_and_grad(d_loss, has_aux=True)(
-                discriminator
-            )
-            optimizers["discriminator"].update(discriminator, grads)
-
+        loss_d, real_mean, fake_mean = update_discriminator(
+            discriminator,
+            optimizers["discriminator"],
+            discriminator_loss,
+            real,
+            generator,
+            [jax.random.normal(d_key, (count, latent_dim)) for d_key in keys[:-1]],
+        )
         z = jax.random.normal(keys[-1], (count, latent_dim))
 
         def g_loss(generator: nnx.Module, discriminator: nnx.Module) -> jax.Array:

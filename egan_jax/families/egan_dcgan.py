@@ -296,20 +296,14 @@ def make_train_step(config: Config):
         unauth_count = max(1, int(round(count * u.fraction)))
         keys = jax.random.split(key, d_steps + 2)
 
-        for d_key in keys[:d_steps]:
-            z_d = jax.random.normal(d_key, (count, latent_dim))
-            fake = jax.lax.stop_gradient(generate(generator, z_d, authorized, kind))
-
-            def d_loss(discriminator, fake=fake):
-                logits = discriminator(jnp.concatenate([real, fake]))
-                loss = jnp.mean(discriminator_loss(logits[:count], logits[count:]))
-                return loss, (jnp.mean(logits[:count]), jnp.mean(logits[count:]))
-
-            (loss_d, (real_mean, fake_mean)), grads = nnx.value_and_grad(d_loss, has_aux=True)(
-                discriminator
-            )
-            optimizers["discriminator"].update(discriminator, grads)
-
+        loss_d, real_mean, fake_mean = plain.update_discriminator(
+            discriminator,
+            optimizers["discriminator"],
+            discriminator_loss,
+            real,
+            lambda z_d: generate(generator, z_d, authorized, kind),
+            [jax.random.normal(d_key, (count, latent_dim)) for d_key in keys[:d_steps]],
+        )
         z = jax.random.normal(keys[d_steps], (count, latent_dim))
         mix_key = keys[d_steps + 1]
 
