@@ -145,20 +145,10 @@ def run_shutdown(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Run without the `egan` dispatcher: `python -m egan_jax.cli.lpgan_cmd serve ...`."""
-    from egan_jax.errors import EganError
+    """`egan lpgan ...` as a module: `python -m egan_jax.cli.lpgan_cmd serve ...`."""
+    from egan_jax import cli
 
-    parser = argparse.ArgumentParser(prog="egan")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["lpgan", *(sys.argv[1:] if argv is None else argv)])
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except EganError as error:
-        print(f"egan lpgan: error: {error}", file=sys.stderr)
-        return 2
+    return cli.main(["lpgan", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
