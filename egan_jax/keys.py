@@ -56,6 +56,42 @@ def _hkdf(secret: bytes, info: str, length: int) -> bytes:
     ).derive(secret)
 
 
+def read_private_json(
+    path: str | os.PathLike,
+    fmt: str,
+    what: str,
+    *,
+    version: int,
+    check_permissions: bool = True,
+    missing_hint: str = "check the path",
+) -> dict:
+    """Read a 0600 JSON file holding secrets, checking existence, mode, JSON, ``format: fmt`` and
+    ``version``; :class:`KeyFileError` naming the problem and the fix (``what``: e.g. "key file")."""
+    path = Path(path)
+    if not path.is_file():
+        raise KeyFileError(f"{what} {path} does not exist; {missing_hint}")
+    mode = path.stat().st_mode
+    if check_permissions and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(
+            f"{what} {path} is readable by other users (mode {stat.filemode(mode)}); it holds "
+            f"secrets: restrict it with `chmod 600 {path}`"
+        )
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise KeyFileError(
+            f"{path} is not valid JSON ({error.__class__.__name__}); was it truncated?"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != fmt:
+        raise KeyFileError(f"{path} is not an egan_jax {what} (no 'format: {fmt}')")
+    if record.get("version") != version:
+        raise KeyFileError(
+            f"{path} has {what} version {record.get('version')!r}; this egan_jax reads version "
+            f"{version}. Upgrade egan_jax or re-create the file with this version"
+        )
+    return record
+
+
 class SecretKey:
     """A 256-bit secret. Its repr shows only the public fingerprint."""
 
@@ -163,33 +199,14 @@ class SecretKey:
     def load(cls, path: str | os.PathLike, *, check_permissions: bool = True) -> SecretKey:
         """Read and validate a key file written by :meth:`save` / ``egan keygen``."""
         path = Path(path)
-        if not path.is_file():
-            raise KeyFileError(
-                f"key file {path} does not exist; make one with `egan keygen --out {path}`"
-            )
-        mode = path.stat().st_mode
-        if check_permissions and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(
-                f"key file {path} is readable by other users (mode {stat.filemode(mode)}); "
-                f"restrict it with `chmod 600 {path}`"
-            )
-        try:
-            record = json.loads(path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise KeyFileError(
-                f"{path} is not a valid egan_jax key file (not JSON: {error.__class__.__name__}); "
-                "was it truncated or is it another file?"
-            ) from None
-        if not isinstance(record, dict) or record.get("format") != KEY_FILE_FORMAT:
-            raise KeyFileError(
-                f"{path} is not an egan_jax key file (no 'format: {KEY_FILE_FORMAT}')"
-            )
-        version = record.get("version")
-        if version != KEY_FILE_VERSION:
-            raise KeyFileError(
-                f"{path} has key file version {version!r}; this egan_jax reads version "
-                f"{KEY_FILE_VERSION}. Upgrade egan_jax or re-create the key with this version"
-            )
+        record = read_private_json(
+            path,
+            KEY_FILE_FORMAT,
+            "key file",
+            version=KEY_FILE_VERSION,
+            check_permissions=check_permissions,
+            missing_hint=f"make one with `egan keygen --out {path}`",
+        )
         if record.get("kdf_version") != KDF_VERSION:
             raise KeyFileError(
                 f"{path} was written for derivation algorithm egan-kdf-v{record.get('kdf_version')}; "

@@ -18,12 +18,12 @@ import logging
 import os
 import random
 import re
-import stat
 import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from egan_jax import keys
 from egan_jax.encryip import cslite
 from egan_jax.encryip.cslite import DecryptionKey, OwnerKey, PublicKey
 from egan_jax.encryip.group import RFC3526_2048, Group
@@ -70,30 +70,10 @@ def write_private_json(path: str | os.PathLike, record: dict, *, overwrite: bool
 def read_private_json(
     path: str | os.PathLike, fmt: str, what: str, *, check_permissions: bool = True
 ) -> dict:
-    """Read a 0600 JSON file of format ``fmt``, checking existence, mode, JSON, format, version."""
-    path = Path(path)
-    if not path.is_file():
-        raise KeyFileError(f"{what} {path} does not exist; check the path")
-    mode = path.stat().st_mode
-    if check_permissions and os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(
-            f"{what} {path} is readable by other users (mode {stat.filemode(mode)}); it holds "
-            f"secrets: restrict it with `chmod 600 {path}`"
-        )
-    try:
-        record = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise KeyFileError(
-            f"{path} is not valid JSON ({error.__class__.__name__}); was it truncated?"
-        ) from None
-    if not isinstance(record, dict) or record.get("format") != fmt:
-        raise KeyFileError(f"{path} is not an egan_jax {what} (no 'format: {fmt}')")
-    if record.get("version") != FILE_VERSION:
-        raise KeyFileError(
-            f"{path} has {what} version {record.get('version')!r}; this egan_jax reads version "
-            f"{FILE_VERSION}. Upgrade egan_jax or re-create the file with this version"
-        )
-    return record
+    """Read a 0600 JSON file of format ``fmt`` and this module's ``FILE_VERSION``."""
+    return keys.read_private_json(
+        path, fmt, what, version=FILE_VERSION, check_permissions=check_permissions
+    )
 
 
 def _field(record: dict, name: str, kind: type, where: str):
