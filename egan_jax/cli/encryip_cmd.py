@@ -229,16 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m egan_jax.cli.encryip_cmd ACTION ...`: the same as `egan encryip ACTION ...`."""
     import sys
 
-    from egan_jax.errors import EganError
+    from egan_jax import cli
 
-    parser = argparse.ArgumentParser(prog="egan")
-    register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["encryip", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return int(args.func(args) or 0)
-    except EganError as error:
-        print(f"egan encryip: error: {error}", file=sys.stderr)
-        return 2
+    return cli.main(["encryip", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
