@@ -220,17 +220,21 @@ def evaluate_run(
         row(f"prune {fraction:.0%}", pruned, maps, None, **extra)
     subset = subset_indices(len(train_x), finetune_fraction, seed)
     leaked_user = next(iter(maps))
-    tuned = rb.finetune_through_decoder(
-        model,
-        maps[leaked_user],
-        k,
-        train_x[subset],
-        train_labels[subset],
-        steps=finetune_steps,
-        learning_rate=finetune_learning_rate,
-        batch_size=64,
-        seed=seed,
-    )
+
+    def finetune(decoder_map):
+        return rb.finetune_through_decoder(
+            model,
+            decoder_map,
+            k,
+            train_x[subset],
+            train_labels[subset],
+            steps=finetune_steps,
+            learning_rate=finetune_learning_rate,
+            batch_size=64,
+            seed=seed,
+        )
+
+    tuned = finetune(maps[leaked_user])
     row(
         f"fine-tune {finetune_fraction:.0%} data via user {leaked_user}'s decoder",
         tuned,
@@ -238,17 +242,7 @@ def evaluate_run(
         leaked_user,
     )
     estimated = rb.attacker_map(logits_of(model)(train_x[subset]), train_labels[subset], k)
-    tuned_est = rb.finetune_through_decoder(
-        model,
-        estimated,
-        k,
-        train_x[subset],
-        train_labels[subset],
-        steps=finetune_steps,
-        learning_rate=finetune_learning_rate,
-        batch_size=64,
-        seed=seed,
-    )
+    tuned_est = finetune(estimated)
     est_logits = logits_of(tuned_est)(test_x)
     verdict = _trace(logits_of(tuned_est), estimated, triggers, expected, k, rate)
     robust.append(
