@@ -10,14 +10,13 @@ cost if the transform runs as its own program. Min of N runs after warm-up (``be
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from bench.common import time_min, write_result
+from bench.common import quick_flag, time_min, write_result
 from egan_jax.keys import SecretKey
 from egan_jax.models.classifiers import build_classifier
 from egan_jax.transforms.compose import Pipeline
@@ -125,6 +124,4 @@ def run(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    print(json.dumps(run(parser.parse_args().quick)["summary"], indent=2))
+    print(json.dumps(run(quick_flag(__doc__))["summary"], indent=2))

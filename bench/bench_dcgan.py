@@ -11,7 +11,6 @@ bench/results/dcgan_step.json. Run: `.venv/bin/python -m bench.bench_dcgan [--qu
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench.common import write_result
+from bench.common import quick_flag, write_result
 from egan_jax import losses
 from egan_jax.models import Discriminator, Generator
 
@@ -185,10 +184,7 @@ def run(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=quick_flag(__doc__.splitlines()[0]))
     summary = result["summary"]
     for name, seconds in summary["step_s"].items():
         cpu = summary["cpu_s_per_step"][name]

@@ -11,7 +11,6 @@ output pixels over half the batch. Writes bench/results/egan_step.json
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
@@ -21,7 +20,7 @@ import numpy as np
 from flax import nnx
 
 from bench.bench_dcgan import time_wall_and_cpu
-from bench.common import write_result
+from bench.common import quick_flag, write_result
 from egan_jax.config import DataConfig, TrainConfig
 from egan_jax.families import FAMILIES, get_family
 
@@ -125,10 +124,7 @@ def run(quick: bool = False, *, batch: int = 64, width: int = 32, image_size: in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=quick_flag(__doc__.splitlines()[0]))
     print(json.dumps(result["summary"], indent=2, default=float))
     print(f"wrote {result['path']}")
 

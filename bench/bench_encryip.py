@@ -10,14 +10,13 @@ Run: `.venv/bin/python -m bench.bench_encryip [--quick]`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 import time
 
 import numpy as np
 
-from bench.common import time_min, write_result
+from bench.common import quick_flag, time_min, write_result
 from egan_jax.encryip import codebook, cslite
 from egan_jax.encryip.group import BACKEND, RFC3526_2048
 
@@ -226,6 +225,4 @@ def run(quick: bool = False) -> dict:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    print(json.dumps(run(quick=parser.parse_args().quick)["summary"], indent=2))
+    print(json.dumps(run(quick=quick_flag(__doc__))["summary"], indent=2))

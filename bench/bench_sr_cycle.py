@@ -13,7 +13,6 @@ Run: `.venv/bin/python -m bench.bench_sr_cycle [--quick]`.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -23,7 +22,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from bench.common import time_min, write_result
+from bench.common import quick_flag, time_min, write_result
 from egan_jax.config import apply_overrides
 
 TORCH_PYTHON = Path(__file__).resolve().parent / ".venv-torch" / "bin" / "python"
@@ -141,10 +140,7 @@ def run(quick: bool = False) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=quick_flag(__doc__.splitlines()[0]))
     for name in CASES:
         item = result["summary"][name]
         jax_s, torch_s = item["step_s"]["jax"], item["step_s"]["torch"]

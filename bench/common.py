@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -47,3 +48,10 @@ def write_result(name: str, result: dict) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine_info(), **result}, indent=2) + "\n")
     return path
+
+
+def quick_flag(description: str) -> bool:
+    """Parse a benchmark's command line whose only flag is ``--quick`` (fewer repeats and sizes)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes")
+    return parser.parse_args().quick
