@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.layers import NarrowOutputConv, Upsample2x
+from egan_jax.models.layers import NarrowOutputConv, Upsample2x, check_channels_and_width
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")
@@ -169,10 +169,7 @@ class PatchDiscriminator(nnx.Module):
         negative_slope: float = 0.2,
         rngs: nnx.Rngs,
     ):
-        if channels < 1 or width < 1:
-            raise ConfigError(
-                f"channels={channels} and width={width} must be positive; use e.g. 3 and 64."
-            )
+        check_channels_and_width(channels, width)
         self.channels = channels
         self.negative_slope = negative_slope
         self.convs = nnx.List(

@@ -22,7 +22,17 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import lax
 
+from egan_jax.errors import ConfigError
+
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+
+
+def check_channels_and_width(channels: int, width: int) -> None:
+    """A discriminator's boundary check: image channels and base width must be positive."""
+    if channels < 1 or width < 1:
+        raise ConfigError(
+            f"channels={channels} and width={width} must be positive; use e.g. 3 and 64."
+        )
 
 
 def _strided_conv(inputs: jax.Array, kernel: jax.Array) -> jax.Array:

@@ -29,7 +29,7 @@ from flax import nnx
 from egan_jax.errors import ConfigError
 
 # narrow_output_conv lives in layers (CycleGAN uses it too); re-exported for srgan's callers.
-from egan_jax.models.layers import NarrowOutputConv
+from egan_jax.models.layers import NarrowOutputConv, check_channels_and_width
 from egan_jax.models.layers import narrow_output_conv as narrow_output_conv
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
@@ -186,10 +186,7 @@ class Discriminator(nnx.Module):
         negative_slope: float = 0.2,
         rngs: nnx.Rngs,
     ):
-        if channels < 1 or width < 1:
-            raise ConfigError(
-                f"channels={channels} and width={width} must be positive; use e.g. 3 and 64."
-            )
+        check_channels_and_width(channels, width)
         self.channels = channels
         self.negative_slope = negative_slope
         widths = [width, width, 2 * width, 2 * width, 4 * width, 4 * width, 8 * width, 8 * width]
