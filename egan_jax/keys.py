@@ -82,12 +82,18 @@ def read_private_json(
         raise KeyFileError(
             f"{path} is not valid JSON ({error.__class__.__name__}); was it truncated?"
         ) from None
+    return check_format(record, fmt, version, where=str(path), what=what)
+
+
+def check_format(record: object, fmt: str, version: int, *, where: str, what: str) -> dict:
+    """``record`` if it is a dict with ``format: fmt`` and ``version``; else :class:`KeyFileError`
+    (``where``: the file or field it came from, ``what``: the kind of record)."""
     if not isinstance(record, dict) or record.get("format") != fmt:
-        raise KeyFileError(f"{path} is not an egan_jax {what} (no 'format: {fmt}')")
+        raise KeyFileError(f"{where} is not an egan_jax {what} (no 'format: {fmt}')")
     if record.get("version") != version:
         raise KeyFileError(
-            f"{path} has {what} version {record.get('version')!r}; this egan_jax reads version "
-            f"{version}. Upgrade egan_jax or re-create the file with this version"
+            f"{where} has {what} version {record.get('version')!r}; this egan_jax reads version "
+            f"{version}. Upgrade egan_jax or re-create it with this version"
         )
     return record
 

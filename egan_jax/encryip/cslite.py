@@ -42,6 +42,7 @@ from dataclasses import dataclass
 
 from egan_jax.encryip.group import RFC3526_2048, FixedBase, Group, group_by_name, powmod
 from egan_jax.errors import KeyFileError, KeyMismatchError, ShapeError
+from egan_jax.keys import check_format
 
 SCHEME_VERSION = 1
 PUBLIC_KEY_FORMAT = "egan_jax-encryip-public-key"
@@ -65,17 +66,6 @@ def _scalar_from(group: Group, text: object, what: str) -> int:
     if not 0 <= value < group.q:
         raise KeyFileError(f"{what} is outside [0, q) for group {group.name}; the file is corrupt")
     return value
-
-
-def _check_record(record: object, fmt: str, what: str) -> dict:
-    if not isinstance(record, dict) or record.get("format") != fmt:
-        raise KeyFileError(f"{what} is not an egan_jax {fmt} record (no 'format: {fmt}')")
-    if record.get("version") != SCHEME_VERSION:
-        raise KeyFileError(
-            f"{what} has version {record.get('version')!r}; this egan_jax reads version "
-            f"{SCHEME_VERSION}. Upgrade egan_jax or re-create it with this version"
-        )
-    return record
 
 
 @dataclass(frozen=True)
@@ -113,7 +103,13 @@ class PublicKey:
 
     @classmethod
     def from_json(cls, record: object) -> PublicKey:
-        record = _check_record(record, PUBLIC_KEY_FORMAT, "the public key")
+        record = check_format(
+            record,
+            PUBLIC_KEY_FORMAT,
+            SCHEME_VERSION,
+            where="the public key",
+            what=f"{PUBLIC_KEY_FORMAT} record",
+        )
         group = group_by_name(record.get("group"))
         try:
             parts = {
