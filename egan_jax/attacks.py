@@ -35,10 +35,8 @@ from flax import nnx
 from egan_jax import losses, watermark
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
-from egan_jax.families import FAMILIES, Family, Models, adam_optimizers
+from egan_jax.families import Family, Models, adam_optimizers
 from egan_jax.families import dcgan as plain
-
-FAMILIES.setdefault("egan_attack_dcgan", "egan_jax.attacks:FAMILY")
 
 
 # --- pruning ----------------------------------------------------------------------------------

@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 from egan_jax.config import Config, apply_overrides
-from egan_jax.families import FAMILIES
 
-FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
 EXPERIMENT = Path(__file__).resolve().parent.parent / "experiments" / "egan_dcgan_digits.py"
 DEFAULT_STEPS = 1000
 QUICK = ("model.width=8", "model.latent_dim=16", "data.image_size=8", "train.batch_size=16")

@@ -33,12 +33,10 @@ from PIL import Image, ImageDraw
 
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
-from egan_jax.families import FAMILIES
 from egan_jax.keys import SecretKey
 from egan_jax.logging_utils import image_grid
 from egan_jax.unauthorized import UnauthorizedSpec, Variant
 
-FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
 GOAL_CORRECT_RATIO = 1.05
 GOAL_UNAUTHORIZED_RATIO = 5.0
 

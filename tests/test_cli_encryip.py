@@ -10,38 +10,12 @@ import stat
 import numpy as np
 import pytest
 
-from egan_jax import cli, families
+# the tiny run of tests/test_families_encryip.py (the same config: its compiled steps are cached)
+from test_families_encryip import TINY
+
+from egan_jax import cli
 from egan_jax.encryip.group import TEST_GROUP_64
 from egan_jax.encryip.registry import Registry
-
-# the tiny run of tests/test_families_encryip.py (the same config: its compiled steps are cached)
-TINY = (
-    "data.image_size=8",
-    "model.width=8",
-    "model.per_class=2",
-    "model.num_fakes=8",
-    "model.codebook_label=tiny",
-    "loss.triggers_per_step=8",
-    "loss.label_draws=2",
-    "loss.eval_users=2",
-    "loss.false_accusation_rate=1e-3",
-    "loss.eval_batch_size=64",
-    "train.batch_size=16",
-    "train.steps=40",
-    "optim.learning_rate=0.01",
-    "log.every=10",
-    "log.quiet=true",
-    "log.tensorboard=false",
-    "checkpoint.every=0",
-)
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    # the lead adds "encryip_cmd" to COMMAND_MODULES and the family to FAMILIES
-    if "encryip_cmd" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "encryip_cmd"))
-    monkeypatch.setitem(families.FAMILIES, "encryip", "egan_jax.families.encryip:FAMILY")
 
 
 def egan(capsys, *argv: str) -> tuple[int, str, str]:

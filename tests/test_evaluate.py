@@ -48,11 +48,10 @@ def test_markdown_table_and_labelled_grid(tmp_path):
 def test_make_generate_matches_the_baked_in_variants_for_the_feature_design(tmp_path):
     from flax import nnx
 
-    from egan_jax.families import FAMILIES, egan_dcgan, get_family
+    from egan_jax.families import egan_dcgan, get_family
     from egan_jax.train import initial_state
     from egan_jax.unauthorized import UnauthorizedSpec
 
-    FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
     config = load_config(
         REPO / "experiments" / "egan_dcgan_digits.py",
         [*TINY_OVERRIDES, "model.design=feature_perm"],

@@ -35,12 +35,6 @@ TINY = (
 )
 
 
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    # FAMILIES has this entry; setting it keeps these tests independent of the registry's state
-    monkeypatch.setitem(families.FAMILIES, "classifier", "egan_jax.families.classifier:FAMILY")
-
-
 @pytest.fixture(scope="module")
 def key_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("keys") / "classifier.key"

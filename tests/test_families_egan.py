@@ -11,10 +11,9 @@ from conftest import REPO, TINY_OVERRIDES
 
 from egan_jax.config import load_config
 from egan_jax.errors import ConfigError, KeyMismatchError
-from egan_jax.families import FAMILIES, get_family
+from egan_jax.families import get_family
 from egan_jax.keys import SecretKey
 
-FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
 SMALL = (
     *TINY_OVERRIDES,
     "train.steps=2",

@@ -9,7 +9,6 @@ import random
 import numpy as np
 import pytest
 
-from egan_jax import families
 from egan_jax.config import apply_overrides
 from egan_jax.encryip import codebook as cb
 from egan_jax.encryip.group import TEST_GROUP_64
@@ -36,12 +35,6 @@ TINY = (
     "log.tensorboard=false",
     "checkpoint.every=0",
 )
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch):
-    # the lead adds this line to egan_jax/families/__init__.py's FAMILIES
-    monkeypatch.setitem(families.FAMILIES, "encryip", "egan_jax.families.encryip:FAMILY")
 
 
 def tiny_config(registry_path, *overrides):

@@ -46,12 +46,8 @@ from egan_jax.config import (
 from egan_jax.encryip import codebook as cb
 from egan_jax.encryip import derive, pipeline
 from egan_jax.errors import ConfigError
-from egan_jax.families import FAMILIES, Family, Models, Optimizers, adam_optimizers
+from egan_jax.families import Family, Models, Optimizers, adam_optimizers
 from egan_jax.families import classifier as plain
-
-# Importing this module (an experiment config does) registers the family; the registry line in
-# egan_jax/families/__init__.py makes `egan train` find it without the import.
-FAMILIES.setdefault("encryip", "egan_jax.families.encryip:FAMILY")
 
 
 @dataclasses.dataclass(frozen=True)
