@@ -63,6 +63,8 @@ FAMILIES: dict[str, str] = {
     "srgan": "egan_jax.families.srgan:FAMILY",
     "cyclegan": "egan_jax.families.cyclegan:FAMILY",
     "egan_dcgan": "egan_jax.families.egan_dcgan:FAMILY",
+    "egan_srgan": "egan_jax.families.egan_srgan:FAMILY",
+    "egan_cyclegan": "egan_jax.families.egan_cyclegan:FAMILY",
     "classifier": "egan_jax.families.classifier:FAMILY",
     "encryip": "egan_jax.families.encryip:FAMILY",
     "egan_attack_dcgan": "egan_jax.attacks:FAMILY",
