@@ -12,15 +12,14 @@ flipped) and near-miss material (one transposition / one flipped sign), and writ
 * `grid.png` — rows: correct key, no key, two wrong keys, near-miss key, near-miss material;
   columns: the same latents.
 
-Attack results written by `egan attack` under `workdir/attacks/*.json` are appended as rows.
-Every number comes from one `seed`; stand-in keys are derived from it (`unauthorized.seeded_key`).
+Attack results written by `egan attack` (`egan_jax.attack_runs`) under `workdir/attacks/*.json`
+are appended as rows; the files are written by `egan_jax.protection_report`. Every number comes
+from one `seed`; stand-in keys are derived from it (`unauthorized.seeded_key`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,16 +28,40 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from PIL import Image, ImageDraw
 
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
 from egan_jax.keys import SecretKey
-from egan_jax.logging_utils import image_grid
+from egan_jax.protection_report import (  # re-exported: the report's names stay importable here
+    GOAL_CORRECT_RATIO,
+    GOAL_UNAUTHORIZED_RATIO,
+    attack_rows,
+    markdown_table,
+    save_labelled_grid,
+    summarize,
+    write_report,
+)
 from egan_jax.unauthorized import UnauthorizedSpec, Variant
 
-GOAL_CORRECT_RATIO = 1.05
-GOAL_UNAUTHORIZED_RATIO = 5.0
+__all__ = [
+    "GOAL_CORRECT_RATIO",
+    "GOAL_UNAUTHORIZED_RATIO",
+    "FrechetScorer",
+    "attack_rows",
+    "baseline_config",
+    "batched",
+    "evaluate_workdir",
+    "latents",
+    "make_generate",
+    "markdown_table",
+    "no_key_variant",
+    "protection_rows",
+    "save_labelled_grid",
+    "summarize",
+    "watermark_rows",
+    "write_report",
+]
+_ATTACKS = ("attack_prune", "attack_search", "attack_estimate", "attack_finetune")
 
 
 def baseline_config(config: Config) -> Config:
@@ -125,7 +148,7 @@ def make_generate(
     return generate
 
 
-def _batched(generate, variant: Variant, z: np.ndarray, batch: int = 250) -> np.ndarray:
+def batched(generate, variant: Variant, z: np.ndarray, batch: int = 250) -> np.ndarray:
     return np.concatenate([generate(variant, z[i : i + batch]) for i in range(0, len(z), batch)])
 
 
@@ -156,125 +179,10 @@ def protection_rows(
     z = np.asarray(jax.random.normal(jax.random.key(seed), (num_samples, config.model.latent_dim)))
     rows, previews = [], {}
     for variant in (vs.authorized, *vs.unauthorized):
-        images = _batched(generate, variant, z)
+        images = batched(generate, variant, z)
         rows.append({"name": variant.name, "kind": variant.kind, "fd": scorer(images)})
         previews[variant.name] = images[:8]
     return rows, previews
-
-
-def summarize(rows: list[dict[str, Any]], baseline_fd: float | None) -> dict[str, Any]:
-    """Per-kind statistics, ratios to the baseline and the issue's goals."""
-    by_kind: dict[str, list[float]] = {}
-    for row in rows:
-        by_kind.setdefault(row["kind"], []).append(row["fd"])
-    summary: dict[str, Any] = {"baseline_fd": baseline_fd, "kinds": {}}
-    for kind, values in by_kind.items():
-        values_arr = np.asarray(values)
-        summary["kinds"][kind] = {
-            "count": len(values),
-            "mean": float(values_arr.mean()),
-            "sd": float(values_arr.std(ddof=1)) if len(values) > 1 else 0.0,
-            "worst": float(values_arr.min()),  # the wrong key closest to working
-        }
-    if baseline_fd:
-        correct = summary["kinds"]["authorized"]["mean"]
-        unauthorized = [v["worst"] for k, v in summary["kinds"].items() if k != "authorized"]
-        worst_ratio = min(unauthorized) / baseline_fd if unauthorized else math.nan
-        summary["correct_ratio"] = correct / baseline_fd
-        summary["worst_unauthorized_ratio"] = worst_ratio
-        summary["goals"] = {
-            f"correct key FD ratio <= {GOAL_CORRECT_RATIO}": correct / baseline_fd
-            <= GOAL_CORRECT_RATIO,
-            f"every unauthorized FD >= {GOAL_UNAUTHORIZED_RATIO}x baseline": worst_ratio
-            >= GOAL_UNAUTHORIZED_RATIO,
-        }
-    return summary
-
-
-def save_labelled_grid(previews: dict[str, np.ndarray], path: Path, *, scale: int = 3) -> Path:
-    """One row of samples per variant, its name on the left (PNG)."""
-    names = list(previews)
-    rows = [image_grid(previews[n], columns=len(previews[n])) for n in names]
-    height, width = rows[0].shape[:2]
-    label_width = 110
-    canvas = Image.new("L", (label_width + width * scale, height * scale * len(rows)), 255)
-    draw = ImageDraw.Draw(canvas)
-    for i, (name, row) in enumerate(zip(names, rows, strict=True)):
-        grey = row[..., 0] if row.shape[-1] == 1 else row.mean(axis=-1).astype(np.uint8)
-        tile = Image.fromarray(grey).resize((width * scale, height * scale), Image.NEAREST)
-        canvas.paste(tile, (label_width, i * height * scale))
-        draw.text((4, i * height * scale + height * scale // 2 - 5), name, fill=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
-
-
-def markdown_table(rows: list[dict[str, Any]], baseline_fd: float | None) -> str:
-    lines = [
-        "| model / input | kind | digits FD | × baseline | note |",
-        "|---|---|---:|---:|---|",
-    ]
-    for row in rows:
-        fd = row.get("fd")
-        ratio = f"{fd / baseline_fd:.2f}" if baseline_fd and fd is not None else "–"
-        shown = f"{fd:.2f}" if fd is not None else "–"
-        lines.append(
-            f"| {row['name']} | {row['kind']} | {shown} | {ratio} | {row.get('note', '')} |"
-        )
-    return "\n".join(lines)
-
-
-def _summary_lines(summary: dict[str, Any]) -> list[str]:
-    lines = []
-    for kind, stats in summary["kinds"].items():
-        lines.append(
-            f"- {kind}: {stats['count']} × FD mean {stats['mean']:.2f} ± {stats['sd']:.2f}, "
-            f"lowest {stats['worst']:.2f}"
-        )
-    for goal, met in summary.get("goals", {}).items():
-        lines.append(f"- goal {goal}: {'met' if met else 'NOT met'}")
-    return lines
-
-
-def attack_rows(workdir: Path) -> list[dict[str, Any]]:
-    """Rows that `egan attack` stored under `workdir/attacks/*.json`, in name order."""
-    rows = []
-    for path in sorted((workdir / "attacks").glob("*.json")):
-        rows.extend(json.loads(path.read_text()).get("rows", []))
-    return rows
-
-
-def write_report(
-    out: Path,
-    rows: list[dict[str, Any]],
-    summary: dict[str, Any],
-    previews: dict[str, np.ndarray],
-    meta: dict[str, Any],
-) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    grid_names = [n for n in previews if not n.startswith(("random key", "near"))]
-    grid_names += [n for n in previews if n.startswith("random key")][:2]
-    grid_names += [n for n in previews if n.startswith("near key")][:1]
-    grid_names += [n for n in previews if n.startswith("near material")][:1]
-    grid = save_labelled_grid({n: previews[n] for n in grid_names}, out / "grid.png")
-    report = {"meta": meta, "rows": rows, "summary": summary}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    md = [
-        f"# EGAN protection report: {meta.get('workdir', '')}",
-        "",
-        f"Design `{meta.get('design')}`, key {meta.get('key_fingerprint')}, step {meta.get('step')}, "
-        f"{meta.get('num_samples')} samples, seed {meta.get('seed')}. Digits Fréchet distance "
-        "(lower is better) against the real training digits.",
-        "",
-        markdown_table(rows, summary.get("baseline_fd")),
-        "",
-        *_summary_lines(summary),
-        "",
-        "![samples](grid.png)",
-        "",
-    ]
-    (out / "report.md").write_text("\n".join(md))
-    return {"json": out / "report.json", "markdown": out / "report.md", "grid": grid}
 
 
 def evaluate_workdir(
@@ -353,9 +261,9 @@ def watermark_rows(config: Config, generator: nnx.Module, key: SecretKey, *, see
     if wm.trigger_weight > 0:
         logo = jnp.asarray(watermark_logo(config))
         trigger = watermark.get_trigger(wm.trigger)
-        z = trigger(jnp.asarray(_latents(config, 64, seed + 1)))
+        z = trigger(jnp.asarray(latents(config, 64, seed + 1)))
         generate = make_generate(config, generator)
-        for variant in (variants(config, key).authorized, _no_key()):
+        for variant in (variants(config, key).authorized, no_key_variant()):
             marked = jnp.asarray(generate(variant, np.asarray(z)))
             value = float(jnp.mean(watermark.logo_ssim(marked, logo)))
             rows.append(
@@ -381,201 +289,19 @@ def watermark_rows(config: Config, generator: nnx.Module, key: SecretKey, *, see
     return rows
 
 
-# --- attacks' rows ------------------------------------------------------------------------------
-PRUNE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
-
-
-def _no_key() -> Variant:
+def no_key_variant() -> Variant:
+    """The identity: what a thief without the key feeds the generator."""
     return Variant("no key", "no_key", lambda x: x, None)
 
 
-def _context(workdir: Path, key: SecretKey | None, cache_dir: str | None, check_key: bool):
-    """Config, models, key and scorer of a protected workdir (the key check is skipped for
-    attacks run without the key)."""
-    from egan_jax.config import read_config
-    from egan_jax.families.egan_dcgan import load_key
-    from egan_jax.train import load_trained
-
-    config = read_config(Path(workdir) / "config.json")
-    key = key or (load_key(config) if check_key else None)
-    fingerprint = key.fingerprint if (key is not None and check_key) else None
-    config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
-    return config, models, key, FrechetScorer(config, cache_dir=cache_dir)
-
-
-def _latents(config: Config, n: int, seed: int) -> np.ndarray:
+def latents(config: Config, n: int, seed: int) -> np.ndarray:
     return np.asarray(jax.random.normal(jax.random.key(seed), (n, config.model.latent_dim)))
 
 
-def _save_rows(workdir: Path, name: str, rows: list[dict[str, Any]]) -> Path:
-    path = Path(workdir) / "attacks" / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"attack": name, "rows": rows}, indent=2) + "\n")
-    return path
+def __getattr__(name: str):
+    # the attack runners moved to `egan_jax.attack_runs` (which imports this module): lazy re-export
+    if name in _ATTACKS:
+        from egan_jax import attack_runs
 
-
-def attack_prune(
-    workdir, *, key=None, fractions=PRUNE_FRACTIONS, num_samples=500, seed=0, cache_dir=None
-) -> list[dict[str, Any]]:
-    """Global magnitude pruning of the generator: keyed and unkeyed FD at each fraction."""
-    from egan_jax.attacks import prune_model
-    from egan_jax.families.egan_dcgan import variants
-
-    config, models, key, scorer = _context(Path(workdir), key, cache_dir, True)
-    authorized = variants(config, key).authorized
-    z = _latents(config, num_samples, seed)
-    rows = []
-    original = jax.tree_util.tree_map(np.array, nnx.state(models["generator"]))  # a copy
-    for fraction in fractions:
-        generator = models["generator"]
-        nnx.update(generator, original)
-        prune_model(generator, fraction)
-        generate = make_generate(config, generator)
-        for variant, label in ((authorized, "correct key"), (_no_key(), "no key")):
-            rows.append(
-                {
-                    "name": f"pruned {fraction:.0%} ({label})",
-                    "kind": "attack_prune",
-                    "fd": scorer(_batched(generate, variant, z)),
-                }
-            )
-    nnx.update(models["generator"], original)
-    _save_rows(Path(workdir), "prune", rows)
-    return rows
-
-
-def attack_search(workdir, *, candidates=20, num_samples=300, seed=0, cache_dir=None):
-    """Key search: the best of `candidates` random keys (lowest FD), without the owner's key."""
-    from egan_jax.attacks import key_search
-    from egan_jax.families.egan_dcgan import variants
-
-    config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
-    stand_in = SecretKey.from_bytes(bytes(32))  # only to name the spec; no owner key is used
-    spec = UnauthorizedSpec(
-        no_key=False,
-        random_keys=candidates,
-        near_keys=0,
-        near_materials=0,
-        seed=seed,
-        label="search",
-    )
-    pool = variants(config, stand_in, spec).unauthorized
-    generate = make_generate(config, models["generator"])
-    z = _latents(config, num_samples, seed)
-    best, scores = key_search(pool, lambda v: scorer(_batched(generate, v, z)))
-    rows = [
-        {
-            "name": f"key search: best of {candidates} keys",
-            "kind": "attack_search",
-            "fd": float(min(scores)),
-            "note": f"median {np.median(scores):.2f}",
-        }
-    ]
-    _save_rows(Path(workdir), "search", rows)
-    return rows
-
-
-def attack_estimate(
-    workdir,
-    *,
-    objective="discriminator",
-    steps=300,
-    batch_size=64,
-    num_samples=500,
-    seed=0,
-    cache_dir=None,
-):
-    """Key estimation: a latent adapter trained in front of the frozen stolen generator."""
-    from egan_jax.attacks import LatentAdapter, estimate_key
-    from egan_jax.data import batch_at, load_images
-
-    config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
-    images = load_images(
-        "digits", split="train", image_size=config.data.image_size, channels=config.data.channels
-    )
-    real = lambda i: jnp.asarray(batch_at(images, i, batch_size=batch_size, seed=seed))
-    adapter = LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
-    history = estimate_key(
-        models["generator"],
-        adapter,
-        real_batches=real,
-        latent_dim=config.model.latent_dim,
-        steps=steps,
-        batch_size=batch_size,
-        objective=objective,
-        discriminator=models["discriminator"],
-        seed=seed,
-    )
-    adapted = Variant("estimated", "attack_estimate", lambda z: adapter(z), None)
-    if config.model.design == "feature_perm":  # the adapter acts on z, before the feature hook
-        generator = models["generator"]
-        generator.eval()
-        z = jnp.asarray(_latents(config, num_samples, seed))
-        images_out = np.asarray(nnx.jit(lambda g, a, z: g(a(z)))(generator, adapter, z))
-    else:
-        images_out = _batched(
-            make_generate(config, models["generator"]), adapted, _latents(config, num_samples, seed)
-        )
-    rows = [
-        {
-            "name": f"key estimation ({objective}, {steps} steps)",
-            "kind": "attack_estimate",
-            "fd": scorer(images_out),
-            "note": f"loss {history[0]:.3f} -> {history[-1]:.3f}",
-        }
-    ]
-    _save_rows(Path(workdir), f"estimate_{objective}", rows)
-    return rows
-
-
-def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None):
-    """Fine-tuning without the key (with / without the discriminator) vs the from-scratch thief;
-    also whether the owner's key and watermark still work on the fine-tuned generator."""
-    from egan_jax.attacks import _stolen_state, finetune_config
-    from egan_jax.config import read_config
-    from egan_jax.families.egan_dcgan import load_key, variants, watermark_logo
-    from egan_jax.train import train_and_evaluate
-    from egan_jax.watermark import dcgan_trigger, logo_ssim
-
-    workdir = Path(workdir)
-    source = read_config(workdir / "config.json")
-    key = key or load_key(source)
-    scorer = FrechetScorer(source, cache_dir=cache_dir)
-    z = _latents(source, num_samples, seed)
-    authorized = variants(source, key).authorized
-    _stolen_state(str(workdir.absolute()))
-    rows = []
-    settings = (("with D", True, False), ("without D", False, False), ("from scratch", True, True))
-    for label, keep_d, scratch in settings:
-        attack = finetune_config(source, workdir, keep_discriminator=keep_d, from_scratch=scratch)
-        overrides = {"log": dataclasses.replace(attack.log, quiet=True, sample_every=0)}
-        if steps:
-            overrides["train"] = dataclasses.replace(attack.train, steps=steps)
-        attack = dataclasses.replace(attack, **overrides)
-        result = train_and_evaluate(attack, workdir / "attacks" / f"run_{label.replace(' ', '_')}")
-        generator = result.models["generator"]
-        generate = make_generate(source, generator)
-        rows.append(
-            {
-                "name": f"fine-tune {label} (no key)",
-                "kind": "attack_finetune",
-                "fd": scorer(_batched(generate, _no_key(), z)),
-            }
-        )
-        if not scratch:
-            rows.append(
-                {
-                    "name": f"fine-tune {label} (correct key)",
-                    "kind": "attack_finetune",
-                    "fd": scorer(_batched(generate, authorized, z)),
-                }
-            )
-            if source.loss.watermark.trigger_weight > 0:
-                logo = jnp.asarray(watermark_logo(source))
-                zt = np.asarray(dcgan_trigger(jnp.asarray(z[:64])))
-                marked = _batched(generate, authorized, zt)
-                rows[-1]["note"] = (
-                    f"logo SSIM {float(jnp.mean(logo_ssim(jnp.asarray(marked), logo))):.3f}"
-                )
-    _save_rows(workdir, "finetune", rows)
-    return rows
+        return getattr(attack_runs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

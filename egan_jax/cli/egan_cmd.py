@@ -97,7 +97,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _prune(args):
-    from egan_jax.evaluate import attack_prune
+    from egan_jax.attack_runs import attack_prune
 
     return attack_prune(
         args.workdir,
@@ -109,7 +109,7 @@ def _prune(args):
 
 
 def _search(args):
-    from egan_jax.evaluate import attack_search
+    from egan_jax.attack_runs import attack_search
 
     return attack_search(
         args.workdir,
@@ -121,7 +121,7 @@ def _search(args):
 
 
 def _estimate(args):
-    from egan_jax.evaluate import attack_estimate
+    from egan_jax.attack_runs import attack_estimate
 
     return attack_estimate(
         args.workdir,
@@ -134,7 +134,7 @@ def _estimate(args):
 
 
 def _finetune(args):
-    from egan_jax.evaluate import attack_finetune
+    from egan_jax.attack_runs import attack_finetune
 
     return attack_finetune(
         args.workdir,

@@ -1,0 +1,216 @@
+"""`egan attack ...` on an EGAN-protected DCGAN workdir: each attack measures digits Fréchet
+distances and stores its rows under `WORKDIR/attacks/NAME.json`, which `egan evaluate` appends to
+the report (`protection_report.attack_rows`).
+
+Attacks: global magnitude pruning, key search (best of N random keys), key estimation (a latent
+adapter in front of the frozen stolen generator), fine-tuning without the key (with / without the
+discriminator, against a from-scratch thief), and watermark overwrite (the thief fine-tunes with
+his own logo and signature; does the owner's still verify?). The mechanics live in
+`egan_jax.attacks`; this module runs them on a workdir and scores them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from egan_jax.evaluate import FrechetScorer, batched, latents, make_generate, no_key_variant
+from egan_jax.keys import SecretKey
+from egan_jax.unauthorized import UnauthorizedSpec, Variant
+
+PRUNE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+
+
+def _context(workdir: Path, key: SecretKey | None, cache_dir: str | None, check_key: bool):
+    """Config, models, key and scorer of a protected workdir (the key check is skipped for
+    attacks run without the key)."""
+    from egan_jax.config import read_config
+    from egan_jax.families.egan_dcgan import load_key
+    from egan_jax.train import load_trained
+
+    config = read_config(Path(workdir) / "config.json")
+    key = key or (load_key(config) if check_key else None)
+    fingerprint = key.fingerprint if (key is not None and check_key) else None
+    config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
+    return config, models, key, FrechetScorer(config, cache_dir=cache_dir)
+
+
+def _save_rows(workdir: Path, name: str, rows: list[dict[str, Any]]) -> Path:
+    path = Path(workdir) / "attacks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"attack": name, "rows": rows}, indent=2) + "\n")
+    return path
+
+
+def attack_prune(
+    workdir, *, key=None, fractions=PRUNE_FRACTIONS, num_samples=500, seed=0, cache_dir=None
+) -> list[dict[str, Any]]:
+    """Global magnitude pruning of the generator: keyed and unkeyed FD at each fraction."""
+    from egan_jax.attacks import prune_model
+    from egan_jax.families.egan_dcgan import variants
+
+    config, models, key, scorer = _context(Path(workdir), key, cache_dir, True)
+    authorized = variants(config, key).authorized
+    z = latents(config, num_samples, seed)
+    rows = []
+    original = jax.tree_util.tree_map(np.array, nnx.state(models["generator"]))  # a copy
+    for fraction in fractions:
+        generator = models["generator"]
+        nnx.update(generator, original)
+        prune_model(generator, fraction)
+        generate = make_generate(config, generator)
+        for variant, label in ((authorized, "correct key"), (no_key_variant(), "no key")):
+            rows.append(
+                {
+                    "name": f"pruned {fraction:.0%} ({label})",
+                    "kind": "attack_prune",
+                    "fd": scorer(batched(generate, variant, z)),
+                }
+            )
+    nnx.update(models["generator"], original)
+    _save_rows(Path(workdir), "prune", rows)
+    return rows
+
+
+def attack_search(workdir, *, candidates=20, num_samples=300, seed=0, cache_dir=None):
+    """Key search: the best of `candidates` random keys (lowest FD), without the owner's key."""
+    from egan_jax.attacks import key_search
+    from egan_jax.families.egan_dcgan import variants
+
+    config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
+    stand_in = SecretKey.from_bytes(bytes(32))  # only to name the spec; no owner key is used
+    spec = UnauthorizedSpec(
+        no_key=False,
+        random_keys=candidates,
+        near_keys=0,
+        near_materials=0,
+        seed=seed,
+        label="search",
+    )
+    pool = variants(config, stand_in, spec).unauthorized
+    generate = make_generate(config, models["generator"])
+    z = latents(config, num_samples, seed)
+    best, scores = key_search(pool, lambda v: scorer(batched(generate, v, z)))
+    rows = [
+        {
+            "name": f"key search: best of {candidates} keys",
+            "kind": "attack_search",
+            "fd": float(min(scores)),
+            "note": f"median {np.median(scores):.2f}",
+        }
+    ]
+    _save_rows(Path(workdir), "search", rows)
+    return rows
+
+
+def attack_estimate(
+    workdir,
+    *,
+    objective="discriminator",
+    steps=300,
+    batch_size=64,
+    num_samples=500,
+    seed=0,
+    cache_dir=None,
+):
+    """Key estimation: a latent adapter trained in front of the frozen stolen generator."""
+    from egan_jax.attacks import LatentAdapter, estimate_key
+    from egan_jax.data import batch_at, load_images
+
+    config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
+    images = load_images(
+        "digits", split="train", image_size=config.data.image_size, channels=config.data.channels
+    )
+    real = lambda i: jnp.asarray(batch_at(images, i, batch_size=batch_size, seed=seed))
+    adapter = LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
+    history = estimate_key(
+        models["generator"],
+        adapter,
+        real_batches=real,
+        latent_dim=config.model.latent_dim,
+        steps=steps,
+        batch_size=batch_size,
+        objective=objective,
+        discriminator=models["discriminator"],
+        seed=seed,
+    )
+    adapted = Variant("estimated", "attack_estimate", lambda z: adapter(z), None)
+    if config.model.design == "feature_perm":  # the adapter acts on z, before the feature hook
+        generator = models["generator"]
+        generator.eval()
+        z = jnp.asarray(latents(config, num_samples, seed))
+        images_out = np.asarray(nnx.jit(lambda g, a, z: g(a(z)))(generator, adapter, z))
+    else:
+        images_out = batched(
+            make_generate(config, models["generator"]), adapted, latents(config, num_samples, seed)
+        )
+    rows = [
+        {
+            "name": f"key estimation ({objective}, {steps} steps)",
+            "kind": "attack_estimate",
+            "fd": scorer(images_out),
+            "note": f"loss {history[0]:.3f} -> {history[-1]:.3f}",
+        }
+    ]
+    _save_rows(Path(workdir), f"estimate_{objective}", rows)
+    return rows
+
+
+def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None):
+    """Fine-tuning without the key (with / without the discriminator) vs the from-scratch thief;
+    also whether the owner's key and watermark still work on the fine-tuned generator."""
+    from egan_jax.attacks import _stolen_state, finetune_config
+    from egan_jax.config import read_config
+    from egan_jax.families.egan_dcgan import load_key, variants, watermark_logo
+    from egan_jax.train import train_and_evaluate
+    from egan_jax.watermark import dcgan_trigger, logo_ssim
+
+    workdir = Path(workdir)
+    source = read_config(workdir / "config.json")
+    key = key or load_key(source)
+    scorer = FrechetScorer(source, cache_dir=cache_dir)
+    z = latents(source, num_samples, seed)
+    authorized = variants(source, key).authorized
+    _stolen_state(str(workdir.absolute()))
+    rows = []
+    settings = (("with D", True, False), ("without D", False, False), ("from scratch", True, True))
+    for label, keep_d, scratch in settings:
+        attack = finetune_config(source, workdir, keep_discriminator=keep_d, from_scratch=scratch)
+        overrides = {"log": dataclasses.replace(attack.log, quiet=True, sample_every=0)}
+        if steps:
+            overrides["train"] = dataclasses.replace(attack.train, steps=steps)
+        attack = dataclasses.replace(attack, **overrides)
+        result = train_and_evaluate(attack, workdir / "attacks" / f"run_{label.replace(' ', '_')}")
+        generator = result.models["generator"]
+        generate = make_generate(source, generator)
+        rows.append(
+            {
+                "name": f"fine-tune {label} (no key)",
+                "kind": "attack_finetune",
+                "fd": scorer(batched(generate, no_key_variant(), z)),
+            }
+        )
+        if not scratch:
+            rows.append(
+                {
+                    "name": f"fine-tune {label} (correct key)",
+                    "kind": "attack_finetune",
+                    "fd": scorer(batched(generate, authorized, z)),
+                }
+            )
+            if source.loss.watermark.trigger_weight > 0:
+                logo = jnp.asarray(watermark_logo(source))
+                zt = np.asarray(dcgan_trigger(jnp.asarray(z[:64])))
+                marked = batched(generate, authorized, zt)
+                rows[-1]["note"] = (
+                    f"logo SSIM {float(jnp.mean(logo_ssim(jnp.asarray(marked), logo))):.3f}"
+                )
+    _save_rows(workdir, "finetune", rows)
+    return rows
