@@ -8,9 +8,10 @@ key file's path, never key bytes.
 
 Sections: ``model`` — the network and its keyed input transform; ``loss`` — the objective, the
 optimizer (the generic ``optim`` section holds the learning rate, schedule and Adam's betas) and
-what the evaluation measures. Evaluation reports test accuracy for: the plain baseline; the protected model with the correct key, with plain images, with
-random keys (mean ± sd, worst) and with near-miss keys (one material entry changed per step); and
-for patch-embedding models with linear steps, the unlocked / locked-without-retraining models.
+what the evaluation measures. The evaluation (``egan_jax.classifier_eval``) reports test accuracy
+for: the plain baseline; the protected model with the correct key, with plain images, with random
+keys (mean ± sd, worst), near-miss keys and near-miss material; and for patch-embedding models with
+linear steps, the unlocked / locked-without-retraining models.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
@@ -318,73 +318,12 @@ def accuracy(model: nnx.Module, images, labels, *, batch_size: int = 250) -> flo
     return correct / len(images)
 
 
-def random_keys(key: jax.Array, count: int) -> list[SecretKey]:
-    """``count`` keys drawn from a JAX key (so an evaluation is a function of the run's seed)."""
-    return [
-        SecretKey.from_bytes(bytes(jax.device_get(jax.random.bits(k, (32,), jnp.uint8))))
-        for k in jax.random.split(key, count)
-    ]
-
-
 def make_evaluate(config: Config):
-    """``evaluate(models, key) -> {name: float}``: the accuracy table of one run (module doc);
-    ``random_keys_sd`` is the population standard deviation over the random keys."""
-    from egan_jax import classifier_lock
-    from egan_jax.data import to_float
-    from egan_jax.transforms.compose import apply_plan
+    """``evaluate(models, key) -> {name: float}``: the protection table's summary
+    (``egan_jax.classifier_eval``, which also writes the ``egan evaluate`` report)."""
+    from egan_jax.classifier_eval import make_evaluate as make
 
-    pipeline = load_pipeline(config)
-    test_images, labels = _load(config, config.loss.test_split)
-    plain = to_float(test_images)
-    height, width = plain.shape[1:3]
-    loss = config.loss
-
-    def transformed(pipe: Pipeline):
-        # eager, not pipe.forward: one compile per array shape, not one per key's material
-        return np.asarray(apply_plan(pipe.plan(height, width), jnp.asarray(plain)))
-
-    def acc(model, images) -> float:
-        return accuracy(model, images, labels, batch_size=loss.eval_batch_size)
-
-    def evaluate(models: Models, key: jax.Array) -> dict[str, float]:
-        classifier = models["classifier"]
-        results = {"chance": 1.0 / num_classes(config)}
-        if "baseline" in models:
-            results["plain_model"] = acc(models["baseline"], plain)
-        if pipeline is None:
-            results["accuracy"] = acc(classifier, plain)
-            return results
-        protected_images = transformed(pipeline)
-        results["correct_key"] = acc(classifier, protected_images)
-        results["plain_images"] = acc(classifier, plain)
-        if loss.random_keys:
-            scores = [
-                acc(classifier, transformed(load_pipeline(config, k)))
-                for k in random_keys(key, loss.random_keys)
-            ]
-            results.update(
-                random_keys_mean=float(np.mean(scores)),
-                random_keys_sd=float(np.std(scores)),
-                random_keys_worst=float(np.max(scores)),  # worst for the owner: the best attack
-            )
-        for step in config.model.transform.steps if loss.near_miss_keys else ():
-            scores = [
-                acc(classifier, transformed(pipeline.near_miss(seed, step)))
-                for seed in range(loss.near_miss_keys)
-            ]
-            results[f"near_miss_{step}_mean"] = float(np.mean(scores))
-            results[f"near_miss_{step}_worst"] = float(np.max(scores))
-        if lockable(config):
-            # a patch-embedding model with a linear transform: the key lives in the embedding
-            unlocked = classifier_lock.unlock_model(classifier, pipeline)
-            results["unlocked_plain_images"] = acc(unlocked, plain)
-            if "baseline" in models:
-                locked = classifier_lock.lock_model(models["baseline"], pipeline)
-                results["locked_baseline_correct_key"] = acc(locked, protected_images)
-                results["locked_baseline_plain_images"] = acc(locked, plain)
-        return results
-
-    return evaluate
+    return make(config)
 
 
 def lockable(config: Config) -> bool:
