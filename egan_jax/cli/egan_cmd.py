@@ -26,6 +26,7 @@ examples:
 
 Each attack stores its rows in WORKDIR/attacks/NAME.json; `egan evaluate` adds them to the report.
 search, estimate and finetune use no key (finetune also checks the owner's key afterwards).
+A classifier workdir gets the classifier's table and attacks (egan_jax/cli/classifier_cmd.py).
 """
 
 
@@ -79,6 +80,10 @@ def _key(path: str | None):
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from egan_jax.cli import classifier_cmd
+
+    if classifier_cmd.is_classifier_run(args.workdir):  # key-protected classifiers: accuracy table
+        return classifier_cmd.run_evaluate(args)
     from egan_jax.evaluate import evaluate_workdir, markdown_table
 
     report = evaluate_workdir(
@@ -150,6 +155,10 @@ ATTACKS = {"prune": _prune, "search": _search, "estimate": _estimate, "finetune"
 
 
 def run_attack(args: argparse.Namespace) -> int:
+    from egan_jax.cli import classifier_cmd
+
+    if classifier_cmd.is_classifier_run(args.workdir):  # finetune, estimate, search
+        return classifier_cmd.run_attack(args)
     from egan_jax.evaluate import markdown_table
 
     rows = ATTACKS[args.attack](args)
