@@ -7,18 +7,20 @@ bit-sliced shares, 64 elements to a word (generate bits, then 6 merge levels: 7 
 per element per party). Full A2B
 (every bit) is a Kogge-Stone parallel-prefix adder on 64-bit words (7 rounds); `low_bits` runs the
 same adder bit-sliced on the low bits only (what `nonlinear.normalize` needs). B2A of a bit uses a daBit (a random bit shared both ways): open c = b XOR r (one round,
-one bit), then b = c + r - 2·c·r locally. So ReLU = x · [x >= 0] costs 7 + 1 + 1 = 9 rounds.
+one bit), then b = c + r - 2·c·r locally.
 
 This is the standard construction (ABY / CrypTen / SPU style), used in place of LP-GAN's bit-by-bit
 prefix chain (L rounds) on float shares. Comparison bits are integer shares (0/1, not fixed-point),
-so multiplying them into a fixed-point share needs no truncation.
+so multiplying them into a fixed-point share needs no truncation. ReLU folds the B2A into the product
+(`b2a_mul`): 7 + 1 = 8 rounds.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from egan_jax.mpc import arith
+from egan_jax.mpc import arith, ring
+from egan_jax.mpc.channel import ChannelError
 from egan_jax.mpc.protocols import Party
 
 _LEVELS = (1, 2, 4, 8, 16, 32)
@@ -149,6 +151,30 @@ def b2a(party: Party, bits: np.ndarray) -> np.ndarray:
     return out + c64 if party.id == 0 else out
 
 
+def b2a_mul(party: Party, bits: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x·b, b): integer shares of the product of a shared ring value x and XOR-shared bits b
+    (uint8; x broadcasts to b's shape), and of b itself, in ONE round (B2A and the product folded
+    together).
+
+    With a daBit r: b = c + r - 2·c·r for the opened c = b XOR r, so x·b = c·x + (1 - 2c)·(x·r).
+    The product x·r needs no b: its Beaver openings go in the same message as c. Same bytes as
+    `b2a` then `arith.mul` (one bit plus two ring elements per element), one round fewer."""
+    r_bool, r_arith = party.dealer.dabit(bits.shape)
+    a, b, c = party.dealer.beaver(arith.MUL, x.shape, r_arith.shape)
+    flat = (bits ^ r_bool).reshape(-1)
+    mine = (np.packbits(flat), ring.as_ring(x - a), ring.as_ring(r_arith - b))
+    peer = party.channel.exchange(*mine)
+    if len(peer) != 3 or peer[1].shape != np.shape(x) or peer[2].shape != r_arith.shape:
+        raise ChannelError("the peer's B2A-and-multiply message does not match: out of step")
+    opened = (flat ^ np.unpackbits(peer[0], count=flat.size)).reshape(bits.shape)
+    d, e = mine[1] + peer[1], mine[2] + peer[2]
+    xr = c + d * r_arith + a * e  # shares of x·r
+    c64 = opened.astype(np.uint64)
+    bit = r_arith - ((r_arith * c64) << _ONE)
+    product = x * c64 + xr - ((xr * c64) << _ONE)
+    return product, (bit + c64 if party.id == 0 else bit)
+
+
 def msb(party: Party, x: np.ndarray) -> np.ndarray:
     """Integer shares of msb(x) = [x < 0] for fixed-point x. 8 rounds."""
     return b2a(party, msb_bits(party, x))
@@ -165,9 +191,9 @@ def less_than(party: Party, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def relu(party: Party, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ReLU(x), [x >= 0]) shares; keep the bit for the backward pass. 9 rounds."""
-    bit = drelu(party, x)
-    return arith.mul(party, x, bit, rescale=False), bit
+    """(ReLU(x), [x >= 0]) shares; keep the bit for the backward pass. 8 rounds: MSB (7), then
+    B2A and the product together (`b2a_mul`, 1)."""
+    return b2a_mul(party, msb_bits(party, x) ^ np.uint8(party.id == 0), x)
 
 
 def relu_backward(party: Party, grad: np.ndarray, bit: np.ndarray) -> np.ndarray:
@@ -176,7 +202,7 @@ def relu_backward(party: Party, grad: np.ndarray, bit: np.ndarray) -> np.ndarray
 
 
 def leaky_relu(party: Party, x: np.ndarray, slope: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """(LeakyReLU(x) = slope·x + (1 - slope)·ReLU(x), [x >= 0]) shares. 9 rounds."""
+    """(LeakyReLU(x) = slope·x + (1 - slope)·ReLU(x), [x >= 0]) shares. 8 rounds."""
     positive, bit = relu(party, x)
     scaled = arith.mul_public(party, x, slope) + arith.mul_public(party, positive, 1.0 - slope)
     return scaled, bit
@@ -215,8 +241,14 @@ def low_bits(party: Party, x: np.ndarray, width: int) -> np.ndarray:
 
 def leading_one(party: Party, x: np.ndarray, width: int) -> np.ndarray:
     """Integer shares (..., width) of the one-hot position of x's highest set bit, for
-    0 < x < 2^width: low bits, a prefix OR from the top (ceil(log2(width)) rounds), the one-hot
-    difference (local) and B2A (1 round)."""
+    0 < x < 2^width: `leading_one_bits`, then B2A (1 round)."""
+    return b2a(party, leading_one_bits(party, x, width))
+
+
+def leading_one_bits(party: Party, x: np.ndarray, width: int) -> np.ndarray:
+    """XOR shares (uint8, (..., width)) of the one-hot position of x's highest set bit, for
+    0 < x < 2^width: low bits, a prefix OR from the top (ceil(log2(width)) rounds) and the one-hot
+    difference (local)."""
     y, k = low_bits(party, x, width), 1
     while k < width:
         (both,) = and_words(party, [(y[:-k], y[k:])])
@@ -224,7 +256,7 @@ def leading_one(party: Party, x: np.ndarray, width: int) -> np.ndarray:
         k *= 2
     onehot = y ^ np.concatenate([y[1:], np.zeros_like(y[:1])])
     bits = np.stack([_unslice(row, x.size) for row in onehot], axis=-1)
-    return b2a(party, bits.reshape(x.shape + (width,)))
+    return bits.reshape(x.shape + (width,))
 
 
 def _all_bits(words: np.ndarray) -> np.ndarray:

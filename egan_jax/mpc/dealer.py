@@ -8,6 +8,8 @@ triple. Material kinds (each item is split into party 0's half and party 1's hal
 - ``square``: a uniform, c = a^2, additively shared.
 - ``and``: boolean triples on 64-bit words, a, b uniform, c = a & b, XOR-shared.
 - ``dabit``: a uniform bit r, XOR-shared (uint8) and additively shared (uint64).
+- ``powers``: a, b, c uniform and a^2, b·a, b^2, c·a, all additively shared: the masks for the
+  powers t, t^2 .. t^5 of one value with three openings in all (`nonlinear.powers5`).
 
 The parties ask in protocol order; item k goes to both parties' k-th request, which must name the same
 material (else ProtocolError: the parties are out of step). ``precompute(plan)`` runs the offline phase
@@ -128,6 +130,10 @@ class Dealer:
             a, b = prg.ring(key[1]), prg.ring(key[1])
             r0, r1 = _xor_share(a & b, prg)
             halves = (a, r0), (b, r1)
+        elif kind == "powers":
+            a, b, c = (prg.ring(key[1]) for _ in range(3))
+            items = [ring.share(v, prg) for v in (a, a * a, b, b * a, b * b, c, c * a)]
+            halves = tuple(h[0] for h in items), tuple(h[1] for h in items)
         elif kind == "dabit":
             r = prg.bits(key[1])
             (rb0, rb1), (ra0, ra1) = _xor_share(r, prg), ring.share(r.astype(np.uint64), prg)
@@ -166,6 +172,10 @@ class DealerEndpoint:
     def and_private(self, shape) -> tuple[np.ndarray, ...]:
         """Party 0: (a, r0); party 1: (b, r1); uint64 words with r0 ^ r1 = a & b."""
         return self._dealer.request(self.party_id, ("and_private", tuple(shape)))
+
+    def powers(self, shape) -> tuple[np.ndarray, ...]:
+        """(a_i, (a^2)_i, b_i, (b·a)_i, (b^2)_i, c_i, (c·a)_i): masks for t, t^2 and t^4."""
+        return self._dealer.request(self.party_id, ("powers", tuple(shape)))
 
     def dabit(self, shape) -> tuple[np.ndarray, ...]:
         """(r_bool_i uint8, r_arith_i uint64): a random bit shared both ways."""
