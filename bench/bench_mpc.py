@@ -231,7 +231,7 @@ def lpgan_step(quick: bool, repeats: int) -> dict:
     }
 
 
-def lpgan_training(steps: int, num_samples: int = 1000) -> dict:
+def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     """Secure vs plaintext training (same seed, weights, batches, latents, steps) on the digits;
     digits Fréchet distance of samples from each generator against the training images."""
     import dataclasses
@@ -242,9 +242,10 @@ def lpgan_training(steps: int, num_samples: int = 1000) -> dict:
     from egan_jax.lpgan.owner import load_experiment, train_local
     from egan_jax.metrics import DigitsClassifier, compute_fid
 
-    config = dataclasses.replace(load_experiment("experiments/lpgan_digits.py"), steps=steps)
+    experiment = load_experiment("experiments/lpgan_digits.py")
+    config = dataclasses.replace(experiment, steps=steps, seed=seed)
     start = time.perf_counter()
-    secure_g, records = train_local(config)
+    secure_g, records = train_local(config, owner_seed=seed)
     secure_s = time.perf_counter() - start
     images = load_images("digits", image_size=32, channels=1)
     step = jax.jit(T.make_plain_step(config))
@@ -279,6 +280,8 @@ def lpgan_training(steps: int, num_samples: int = 1000) -> dict:
     tail = max(1, steps // 10)
     return {
         "steps": steps,
+        "seed": seed,
+        "load_average_1_5_15": list(os.getloadavg()),
         "config": dataclasses.asdict(config),
         "digits_fd": fd,
         "secure_over_plaintext_fd": fd["secure"] / fd["plaintext"],
@@ -296,6 +299,27 @@ def lpgan_training(steps: int, num_samples: int = 1000) -> dict:
             },
         },
     }
+
+
+def lpgan_training_seeds(steps: int, seeds: list[int]) -> dict:
+    """`lpgan_training` for each seed (weights, data order, latents, share randomness), then the
+    mean ± sample standard deviation of the secure and plaintext FD and of their ratio."""
+    runs = [lpgan_training(steps, seed=seed) for seed in seeds]
+
+    def stats(values):
+        values = np.asarray(values, np.float64)
+        sd = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        return {"mean": float(values.mean()), "sd": sd, "values": values.tolist()}
+
+    summary = {
+        "steps": steps,
+        "seeds": list(seeds),
+        "digits_fd_secure": stats([r["digits_fd"]["secure"] for r in runs]),
+        "digits_fd_plaintext": stats([r["digits_fd"]["plaintext"] for r in runs]),
+        "secure_over_plaintext_fd": stats([r["secure_over_plaintext_fd"] for r in runs]),
+        "secure_step_s_median": stats([r["secure_step_s_median"] for r in runs]),
+    }
+    return {"summary": summary, "runs": runs}
 
 
 def run(quick: bool = False) -> dict:
@@ -342,11 +366,15 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--train-steps", type=int, default=0, help="secure vs plaintext training")
+    parser.add_argument(
+        "--seeds", default="0", help="comma-separated seeds for --train-steps (e.g. 0,1,2)"
+    )
     args = parser.parse_args()
     if args.train_steps:
-        training = lpgan_training(args.train_steps)
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        training = lpgan_training_seeds(args.train_steps, seeds)
         write_result("lpgan_training", training)
-        print(json.dumps({k: training[k] for k in ("digits_fd", "secure_step_s_median")}, indent=2))
+        print(json.dumps(training["summary"], indent=2))
     else:
         out = run(args.quick)
         print(json.dumps({**out["summary"], "lpgan_step": out["lpgan"]["step"]}, indent=2))

@@ -7,13 +7,25 @@ servers' pulls while a step runs; its cost is reported as the offline phase. The
 randomness and the dealer's seed are fresh OS randomness unless a secret ``owner_seed`` is passed
 (for reproducible tests): the configuration's public ``seed`` only fixes the data order, the initial
 weights and the latents, never a share, since both servers know it.
+
+Randomness is drawn per use (`OwnerRandomness`): the initial shares, each training step's input
+shares and dealer material, each sampling call, from independent streams named by the use and a
+digest of the configuration. Recovery after a server dies (even mid-step): both servers reload their
+last common share checkpoint and the owner replays the steps after it. With a fixed ``owner_seed`` a
+replayed step gets the very same shares and dealer material as the first try, so the servers' views
+repeat exactly (nothing new to learn) and the result is bit-identical to an uninterrupted run; with
+fresh randomness (the default) each owner session draws new streams, so a replay is a fresh,
+independent execution of the same step (views again independent of the secrets) and the result equals
+an uninterrupted run up to the fixed-point truncation noise (±1 in the last bit per product).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
+import os
 import threading
 import time
 from pathlib import Path
@@ -56,17 +68,39 @@ def load_experiment(path: str | Path, *, steps: int | None = None) -> LpganConfi
     if not isinstance(config, LpganConfig):
         raise ConfigError(f"{path}: get_config() must return an LpganConfig")
     if steps is not None:
-        import dataclasses
-
         config = dataclasses.replace(config, steps=steps)
     return config
 
 
-def _secret_seed(owner_seed: bytes | int | None, label: bytes) -> bytes | None:
-    if owner_seed is None:
-        return None
-    raw = owner_seed if isinstance(owner_seed, bytes) else str(owner_seed).encode()
-    return hashlib.sha256(label + b"|" + raw).digest()
+_SCHEDULE_FIELDS = ("steps", "checkpoint_every", "log_every", "num_samples")
+
+
+class OwnerRandomness:
+    """The owner's secret randomness: one independent stream per use (label), derived from a base
+    seed (``owner_seed``, or 32 fresh OS bytes per instance) and a digest of the public config, so a
+    seed reused with another configuration never repeats a stream."""
+
+    def __init__(self, config: LpganConfig, owner_seed: bytes | int | None = None):
+        if owner_seed is None:
+            raw = os.urandom(32)
+        else:
+            raw = owner_seed if isinstance(owner_seed, bytes) else str(owner_seed).encode()
+        # the step count and logging cadence may change on resume without changing any step's data
+        public = {k: v for k, v in config_to_json(config).items() if k not in _SCHEDULE_FIELDS}
+        digest = hashlib.sha256(json.dumps(public, sort_keys=True).encode())
+        self._base = hashlib.sha256(b"owner|" + raw + b"|" + digest.digest()).digest()
+
+    def __repr__(self) -> str:
+        return "OwnerRandomness(<secret seed>)"
+
+    def _seed(self, kind: str, label: str) -> bytes:
+        return hashlib.sha256(self._base + f"|{kind}|{label}".encode()).digest()
+
+    def shares(self, label: str) -> ring.Prg:
+        return ring.Prg(self._seed("shares", label), domain=b"owner")
+
+    def dealer(self, label: str) -> Dealer:
+        return Dealer(self._seed("dealer", label), record_plan=False)
 
 
 def _connect(host: str, port: int, timeout: float, wait: float = 120.0) -> TcpEndpoint:
@@ -84,12 +118,17 @@ def _connect(host: str, port: int, timeout: float, wait: float = 120.0) -> TcpEn
 class Servers:
     """The owner's connections to S0 and S1, and the dealer that serves them."""
 
-    def __init__(self, addresses, *, owner_seed=None, timeout: float = 600.0):
+    def __init__(self, addresses, randomness: OwnerRandomness, *, timeout: float = 600.0):
         if len(addresses) != 2:
             raise ConfigError(f"need two server addresses (S0, S1), got {addresses}")
         self.ends = [_connect(h, int(p), timeout) for h, p in addresses]
-        self.dealer = Dealer(_secret_seed(owner_seed, b"dealer"), record_plan=False)
-        self.prg = ring.Prg(_secret_seed(owner_seed, b"shares"), domain=b"owner")
+        self.randomness = randomness
+        self.use("setup")
+
+    def use(self, label: str) -> None:
+        """Draw the next shares and dealer material from the streams of ``label``."""
+        self.dealer = self.randomness.dealer(label)
+        self.prg = self.randomness.shares(label)
 
     def close(self) -> None:
         for end in self.ends:
@@ -140,6 +179,7 @@ def _start(servers: Servers, config: LpganConfig, *, resume: bool, log) -> int:
         return step
     state = encode_state(config, initial_params(config))
     names = state_names(config)
+    servers.use("init")
     s0, s1 = share_state(state, servers.prg)
     servers.call("init", {}, ([s0[k] for k in names], [s1[k] for k in names]))
     return 0
@@ -162,7 +202,7 @@ def train(
     images = load_images(
         config.dataset, image_size=config.model.image_size, channels=config.model.channels
     )
-    servers = Servers(addresses, owner_seed=owner_seed)
+    servers = Servers(addresses, OwnerRandomness(config, owner_seed))
     try:
         step = _start(servers, config, resume=resume, log=log)
         with open(workdir / "metrics.jsonl", "a") as metrics:
@@ -170,6 +210,7 @@ def train(
                 real = batch_at(images, step, batch_size=config.batch_size, seed=config.seed)
                 z_d, z_g = latents(config, step)
                 start = time.perf_counter()
+                servers.use(f"step {step}")
                 replies = servers.call("train", {"step": step}, servers.share(real, z_d, z_g))
                 seconds = time.perf_counter() - start
                 logits = [
@@ -220,12 +261,13 @@ def sample(
 ) -> np.ndarray:
     """Secure synthesis: the shared generator runs on shared latents; only the owner reconstructs
     the images ([n, H, W, C] in [-1, 1]). Uses the servers' latest common checkpoint."""
-    servers = Servers(addresses, owner_seed=owner_seed)
+    servers = Servers(addresses, OwnerRandomness(config, owner_seed))
     try:
         step = _start(servers, config, resume=True, log=log)
         if step == 0:
             log("no trained checkpoint on the servers: sampling the initial generator")
         z = np.random.default_rng([seed, 2]).normal(size=(n, config.model.latent_dim))
+        servers.use(f"sample {step} {seed} {n}")
         replies = servers.call("sample", {}, servers.share(z))
         return ring.decode(ring.reconstruct(replies[0][1][0], replies[1][1][0]))
     finally:
@@ -257,28 +299,32 @@ def train_local(
     images = load_images(
         config.dataset, image_size=config.model.image_size, channels=config.model.channels
     )
-    prg = ring.Prg(_secret_seed(owner_seed, b"shares"), domain=b"owner")
-    s0, s1 = share_state(encode_state(config, initial_params(config)), prg)
+    randomness = OwnerRandomness(config, owner_seed)
+    s0, s1 = share_state(encode_state(config, initial_params(config)), randomness.shares("init"))
     inputs: tuple[list, list] = ([], [])
     for step in range(steps):
         real = batch_at(images, step, batch_size=config.batch_size, seed=config.seed)
+        prg = randomness.shares(f"step {step}")  # the same streams as `train` over TCP
         for value in (real, *latents(config, step)):
             a, b = ring.share(ring.encode(value), prg)
             inputs[0].append(a)
             inputs[1].append(b)
+    dealers = [randomness.dealer(f"step {step}") for step in range(steps)]
 
     def run(party, state, flat):
         logits, costs = [], []
         for step in range(steps):
             before, start = party.channel.stats.copy(), time.perf_counter()
-            state, out = secure_train_step(party, config, state, *flat[3 * step : 3 * step + 3])
+            step_party = dataclasses.replace(party, dealer=dealers[step].endpoint(party.id))
+            batch = flat[3 * step : 3 * step + 3]
+            state, out = secure_train_step(step_party, config, state, *batch)
             sent = party.channel.stats - before
             costs.append((time.perf_counter() - start, sent.bytes_sent, sent.rounds))
             logits.append(out)
         return state, logits, costs
 
-    dealer = Dealer(_secret_seed(owner_seed, b"dealer"), record_plan=False)
-    result = run_two_party(run, (s0, inputs[0]), (s1, inputs[1]), dealer=dealer, timeout=3600)
+    setup = randomness.dealer("setup")
+    result = run_two_party(run, (s0, inputs[0]), (s1, inputs[1]), dealer=setup, timeout=3600)
     (st0, lg0, c0), (st1, lg1, _) = result.outputs
     state = {k: ring.reconstruct(st0[k], st1[k]) for k in st0}
     records = []

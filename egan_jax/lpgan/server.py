@@ -117,6 +117,9 @@ class RemoteDealer:
     def dabit(self, shape):
         return self.request(("dabit", tuple(shape)))
 
+    def powers(self, shape):
+        return self.request(("powers", tuple(shape)))
+
 
 # ---- checkpoints -----------------------------------------------------------------------------
 
