@@ -1,6 +1,7 @@
 """Secure training step and synthesis against the plaintext step on the same weights and batch."""
 
 import json
+import re
 
 import jax
 import jax.numpy as jnp
@@ -229,3 +230,83 @@ def test_dealer_keys_survive_the_wire_and_malformed_commands_are_refused():
     a.send(np.arange(2, dtype=np.uint64))
     with pytest.raises(ChannelError, match="uint8 JSON header"):
         recv_command(b)
+
+
+@pytest.mark.slow
+def test_a_server_killed_mid_step_resumes_and_finishes_bit_identical(tmp_path, monkeypatch):
+    """S1 is killed (SIGKILL) in the middle of step 2, while it waits for dealer material; it
+    restarts from its share checkpoint, the owner replays the step, and the run ends with exactly
+    the generator and losses of an uninterrupted run. The replayed step hands the servers the very
+    same dealer material (and input shares) as the aborted try, so their views only repeat."""
+    from egan_jax.lpgan import owner
+    from egan_jax.lpgan.server import free_port
+    from egan_jax.mpc.channel import ChannelError
+
+    experiment = tmp_path / "tiny.py"
+    experiment.write_text(TINY_EXPERIMENT)
+    config = owner.load_experiment(experiment, steps=3)
+    ports = [free_port(), free_port(), free_port()]
+    addresses = [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1])]
+    servers = [_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
+    handed: dict[str, list] = {}  # dealer items per try of "step 1": (key, digest of both halves)
+    kill_at = 40  # dealer requests into step 2 (of ~500 per step)
+
+    class Recording(owner.OwnerRandomness):
+        def dealer(self, label):
+            dealer = super().dealer(label)
+            if label != "step 1":
+                return dealer
+            items = handed.setdefault(f"try {len(handed)}", [])
+            request = dealer.request
+
+            def spy(pid, key):
+                half = request(pid, key)
+                items.append((pid, repr(key), [np.asarray(h).tobytes() for h in half]))
+                if len(handed) == 1 and len(items) == kill_at:
+                    servers[1].kill()  # mid-step: S1 holds a half-done step in memory
+                    servers[1].wait()
+                return half
+
+            dealer.request = spy
+            return dealer
+
+    monkeypatch.setattr(owner, "OwnerRandomness", Recording)
+    try:
+        with pytest.raises(ChannelError):
+            owner.train(config, tmp_path / "owner", addresses, owner_seed=7, log=lambda m: None)
+        assert servers[0].poll() is None  # S0 survives the peer's death and keeps serving
+        servers[1] = _server(1, ports[1], ports[2], tmp_path / "s1")
+        logs = []
+        result = owner.train(config, tmp_path / "owner", addresses, owner_seed=7, log=logs.append)
+    finally:
+        try:
+            owner.shutdown(addresses)
+        except Exception:
+            pass
+        for s in servers:
+            try:
+                s.wait(timeout=20)
+            except Exception:
+                s.kill()
+    assert result["step"] == 3 and any("resumed" in m and "step 1" in m for m in logs), logs
+
+    # the same run without the kill, both servers in this process, same owner seed
+    monkeypatch.undo()
+    generator, records = owner.train_local(config, owner_seed=7)
+    for k, v in generator.items():
+        np.testing.assert_array_equal(result["generator"][k], v, err_msg=k)
+    lines = [json.loads(x) for x in (tmp_path / "owner" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    for got, want in zip(lines, records, strict=True):
+        assert (got["d_loss"], got["g_loss"]) == (want["d_loss"], want["g_loss"])
+
+    # no leak from the replay: the aborted try's material is a prefix of the replay's, item by item
+    aborted, replay = handed["try 0"], handed["try 1"]
+    assert len(aborted) == kill_at and len(replay) > kill_at
+    by_party = [[i for i in items if i[0] == p] for items in (aborted, replay) for p in (0, 1)]
+    for first, second in ((by_party[0], by_party[2]), (by_party[1], by_party[3])):
+        assert first == second[: len(first)]
+    # only whole share checkpoints on disk, no half-written file from the killed step
+    for p in (0, 1):
+        files = [f.name for f in (tmp_path / f"s{p}" / f"party{p}").iterdir()]
+        assert files and all(re.fullmatch(r"step_\d{6}\.npz", f) for f in files), files
