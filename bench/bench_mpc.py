@@ -301,10 +301,19 @@ def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def lpgan_training_seeds(steps: int, seeds: list[int]) -> dict:
+def lpgan_training_seeds(steps: int, seeds: list[int], jobs: int = 1) -> dict:
     """`lpgan_training` for each seed (weights, data order, latents, share randomness), then the
-    mean ± sample standard deviation of the secure and plaintext FD and of their ratio."""
-    runs = [lpgan_training(steps, seed=seed) for seed in seeds]
+    mean ± sample standard deviation of the secure and plaintext FD and of their ratio. ``jobs``
+    seeds run at once, each in its own (spawned) process."""
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            runs = list(pool.map(lpgan_training, [steps] * len(seeds), [1000] * len(seeds), seeds))
+    else:
+        runs = [lpgan_training(steps, seed=seed) for seed in seeds]
 
     def stats(values):
         values = np.asarray(values, np.float64)
@@ -318,6 +327,7 @@ def lpgan_training_seeds(steps: int, seeds: list[int]) -> dict:
         "digits_fd_plaintext": stats([r["digits_fd"]["plaintext"] for r in runs]),
         "secure_over_plaintext_fd": stats([r["secure_over_plaintext_fd"] for r in runs]),
         "secure_step_s_median": stats([r["secure_step_s_median"] for r in runs]),
+        "jobs": jobs,
     }
     return {"summary": summary, "runs": runs}
 
@@ -369,10 +379,11 @@ if __name__ == "__main__":
     parser.add_argument(
         "--seeds", default="0", help="comma-separated seeds for --train-steps (e.g. 0,1,2)"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once (processes)")
     args = parser.parse_args()
     if args.train_steps:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        training = lpgan_training_seeds(args.train_steps, seeds)
+        training = lpgan_training_seeds(args.train_steps, seeds, args.jobs)
         write_result("lpgan_training", training)
         print(json.dumps(training["summary"], indent=2))
     else:

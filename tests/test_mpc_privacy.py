@@ -92,6 +92,15 @@ PROTOCOLS = {
     "relu": (compare.relu, 2.5, -2.5),
     "sigmoid": (nonlinear.sigmoid, -0.7, 6.0),
     "inv_sqrt": (nonlinear.inv_sqrt, 0.01, 900.0),
+    # one opening of the centred values serves the square and the final product; the input is the
+    # secret times a public ramp, so the centred values and the variance depend on the secret
+    "batch_norm": (
+        lambda p, x: nonlinear.batch_norm_normalize(
+            p, arith.mul_public(p, x, np.linspace(-1, 1, N)).reshape(64, 8, 8, 1)
+        ),
+        0.5,
+        -3.0,
+    ),
 }
 
 

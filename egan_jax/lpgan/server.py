@@ -120,6 +120,9 @@ class RemoteDealer:
     def powers(self, shape):
         return self.request(("powers", tuple(shape)))
 
+    def square_mul(self, x_shape, y_shape):
+        return self.request(("square_mul", (tuple(x_shape), tuple(y_shape))))
+
 
 # ---- checkpoints -----------------------------------------------------------------------------
 

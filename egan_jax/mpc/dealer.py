@@ -10,6 +10,8 @@ triple. Material kinds (each item is split into party 0's half and party 1's hal
 - ``dabit``: a uniform bit r, XOR-shared (uint8) and additively shared (uint64).
 - ``powers``: a, b, c uniform and a^2, b·a, b^2, c·a, all additively shared: the masks for the
   powers t, t^2 .. t^5 of one value with three openings in all (`nonlinear.powers5`).
+- ``square_mul``: a, b uniform (two shapes), a^2 and a·b (broadcast), additively shared: x^2 and
+  then x·y with one opening of x (`nonlinear.batch_norm_normalize`).
 
 The parties ask in protocol order; item k goes to both parties' k-th request, which must name the same
 material (else ProtocolError: the parties are out of step). ``precompute(plan)`` runs the offline phase
@@ -134,6 +136,11 @@ class Dealer:
             a, b, c = (prg.ring(key[1]) for _ in range(3))
             items = [ring.share(v, prg) for v in (a, a * a, b, b * a, b * b, c, c * a)]
             halves = tuple(h[0] for h in items), tuple(h[1] for h in items)
+        elif kind == "square_mul":
+            x_shape, y_shape = key[1]
+            a, b = prg.ring(x_shape), prg.ring(y_shape)
+            items = [ring.share(v, prg) for v in (a, a * a, b, a * b)]
+            halves = tuple(h[0] for h in items), tuple(h[1] for h in items)
         elif kind == "dabit":
             r = prg.bits(key[1])
             (rb0, rb1), (ra0, ra1) = _xor_share(r, prg), ring.share(r.astype(np.uint64), prg)
@@ -176,6 +183,10 @@ class DealerEndpoint:
     def powers(self, shape) -> tuple[np.ndarray, ...]:
         """(a_i, (a^2)_i, b_i, (b·a)_i, (b^2)_i, c_i, (c·a)_i): masks for t, t^2 and t^4."""
         return self._dealer.request(self.party_id, ("powers", tuple(shape)))
+
+    def square_mul(self, x_shape, y_shape) -> tuple[np.ndarray, ...]:
+        """(a_i, (a^2)_i, b_i, (a·b)_i): one mask a of x for x^2 and for x·y (y masked by b)."""
+        return self._dealer.request(self.party_id, ("square_mul", (tuple(x_shape), tuple(y_shape))))
 
     def dabit(self, shape) -> tuple[np.ndarray, ...]:
         """(r_bool_i uint8, r_arith_i uint64): a random bit shared both ways."""
