@@ -21,7 +21,15 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from egan_jax.evaluate import FrechetScorer, batched, latents, make_generate, no_key_variant
+from egan_jax.evaluate import (
+    FrechetScorer,
+    batched,
+    latents,
+    make_generate,
+    no_key_variant,
+    watermark_checks,
+    watermark_note,
+)
 from egan_jax.keys import SecretKey
 from egan_jax.unauthorized import UnauthorizedSpec, Variant
 
@@ -123,6 +131,7 @@ def attack_estimate(
     """Key estimation: a latent adapter trained in front of the frozen stolen generator."""
     from egan_jax.attacks import LatentAdapter, estimate_key
     from egan_jax.data import batch_at, load_images
+    from egan_jax.families.egan_dcgan import design
 
     config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
     images = load_images(
@@ -142,7 +151,7 @@ def attack_estimate(
         seed=seed,
     )
     adapted = Variant("estimated", "attack_estimate", lambda z: adapter(z), None)
-    if config.model.design == "feature_perm":  # the adapter acts on z, before the feature hook
+    if design(config).kind != "latent":  # the adapter acts on z, before the feature hook
         generator = models["generator"]
         generator.eval()
         z = jnp.asarray(latents(config, num_samples, seed))
@@ -163,14 +172,25 @@ def attack_estimate(
     return rows
 
 
+def _thief_run(source, workdir: Path, name: str, steps: int | None, **kwargs):
+    """Train the thief's run `name` (quiet) from `attacks.finetune_config(source, ...)`."""
+    from egan_jax.attacks import finetune_config
+    from egan_jax.train import train_and_evaluate
+
+    attack = finetune_config(source, workdir, **kwargs)
+    overrides = {"log": dataclasses.replace(attack.log, quiet=True, sample_every=0)}
+    if steps:
+        overrides["train"] = dataclasses.replace(attack.train, steps=steps)
+    attack = dataclasses.replace(attack, **overrides)
+    return train_and_evaluate(attack, workdir / "attacks" / f"run_{name}"), attack
+
+
 def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None):
     """Fine-tuning without the key (with / without the discriminator) vs the from-scratch thief;
-    also whether the owner's key and watermark still work on the fine-tuned generator."""
-    from egan_jax.attacks import _stolen_state, finetune_config
+    also whether the owner's key and watermarks still work on the fine-tuned generator."""
+    from egan_jax.attacks import _stolen_state
     from egan_jax.config import read_config
-    from egan_jax.families.egan_dcgan import load_key, variants, watermark_logo
-    from egan_jax.train import train_and_evaluate
-    from egan_jax.watermark import dcgan_trigger, logo_ssim
+    from egan_jax.families.egan_dcgan import load_key, variants
 
     workdir = Path(workdir)
     source = read_config(workdir / "config.json")
@@ -182,12 +202,14 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
     rows = []
     settings = (("with D", True, False), ("without D", False, False), ("from scratch", True, True))
     for label, keep_d, scratch in settings:
-        attack = finetune_config(source, workdir, keep_discriminator=keep_d, from_scratch=scratch)
-        overrides = {"log": dataclasses.replace(attack.log, quiet=True, sample_every=0)}
-        if steps:
-            overrides["train"] = dataclasses.replace(attack.train, steps=steps)
-        attack = dataclasses.replace(attack, **overrides)
-        result = train_and_evaluate(attack, workdir / "attacks" / f"run_{label.replace(' ', '_')}")
+        result, _ = _thief_run(
+            source,
+            workdir,
+            label.replace(" ", "_"),
+            steps,
+            keep_discriminator=keep_d,
+            from_scratch=scratch,
+        )
         generator = result.models["generator"]
         generate = make_generate(source, generator)
         rows.append(
@@ -198,19 +220,73 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
             }
         )
         if not scratch:
+            checks = watermark_checks(source, generator, authorized, seed=seed)
             rows.append(
                 {
                     "name": f"fine-tune {label} (correct key)",
                     "kind": "attack_finetune",
                     "fd": scorer(batched(generate, authorized, z)),
+                    "note": watermark_note(checks),
+                    **checks,
                 }
             )
-            if source.loss.watermark.trigger_weight > 0:
-                logo = jnp.asarray(watermark_logo(source))
-                zt = np.asarray(dcgan_trigger(jnp.asarray(z[:64])))
-                marked = batched(generate, authorized, zt)
-                rows[-1]["note"] = (
-                    f"logo SSIM {float(jnp.mean(logo_ssim(jnp.asarray(marked), logo))):.3f}"
-                )
     _save_rows(workdir, "finetune", rows)
+    return rows
+
+
+def attack_watermark_overwrite(
+    workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None
+):
+    """The thief fine-tunes the stolen G and D without the key (lr × 0.1, half the steps, 10% of
+    the data) while embedding his own watermark (`attacks.thief_logo` on the orthant trigger and
+    the signature `attacks.THIEF_SIGNATURE`); do the owner's watermarks still verify, and does the
+    thief's?"""
+    from egan_jax import attacks
+    from egan_jax.config import read_config
+    from egan_jax.families.egan_dcgan import load_key, variants
+
+    workdir = Path(workdir)
+    source = read_config(workdir / "config.json")
+    key = key or load_key(source)
+    scorer = FrechetScorer(source, cache_dir=cache_dir)
+    authorized = variants(source, key).authorized
+    result, attack = _thief_run(
+        source, workdir, "overwrite", steps, keep_discriminator=True, overwrite_watermark=True
+    )
+    generator = result.models["generator"]
+    generate = make_generate(source, generator)
+    z = latents(source, num_samples, seed)
+    owner = watermark_checks(source, generator, authorized, seed=seed)
+    thief_config = dataclasses.replace(
+        source,
+        loss=dataclasses.replace(
+            source.loss,
+            watermark=dataclasses.replace(
+                source.loss.watermark,
+                trigger=attack.loss.overwrite_trigger,
+                signature=attack.loss.overwrite_signature or source.loss.watermark.signature,
+                signature_weight=1.0 if attack.loss.overwrite_signature else 0.0,
+            ),
+        ),
+    )
+    thief = watermark_checks(
+        thief_config, generator, no_key_variant(), seed=seed, logo=attacks.thief_logo(source)
+    )
+    rows = [
+        {
+            "name": "watermark overwrite: owner's marks (correct key)",
+            "kind": "attack_overwrite",
+            "fd": scorer(batched(generate, authorized, z)),
+            "note": watermark_note(owner),
+            **owner,
+        },
+        {
+            "name": "watermark overwrite: thief's marks (no key)",
+            "kind": "attack_overwrite",
+            "fd": scorer(batched(generate, no_key_variant(), z)),
+            "note": watermark_note(thief),
+            **{f"thief_{k}": v for k, v in thief.items()},
+        },
+    ]
+    _save_rows(workdir, "overwrite", rows)
     return rows

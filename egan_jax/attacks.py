@@ -206,6 +206,9 @@ def estimate_key(
 
 
 # --- fine-tuning (and watermark overwrite) as an engine family --------------------------------
+THIEF_SIGNATURE = "THIEF"
+
+
 @dataclasses.dataclass(frozen=True)
 class AttackModelConfig:
     latent_dim: int = 128
@@ -223,6 +226,7 @@ class AttackLossConfig:
     adversarial_weight: float = 1.0
     overwrite_weight: float = 0.0  # > 0: also embed the thief's own watermark
     overwrite_trigger: str = "orthant"
+    overwrite_signature: str = THIEF_SIGNATURE  # "": no white-box overwrite
 
 
 def finetune_config(
@@ -328,6 +332,8 @@ def make_train_step(config: Config):
     trigger = watermark.get_trigger(config.loss.overwrite_trigger)
     logo = jnp.asarray(thief_logo(config))
     latent_dim = config.model.latent_dim
+    text = config.loss.overwrite_signature
+    signature = watermark.signature_bits(text) if text else None
 
     def train_step(models, optimizers, batch: Mapping[str, jax.Array], key: jax.Array):
         metrics = base(models, optimizers, batch, key)
@@ -336,7 +342,10 @@ def make_train_step(config: Config):
 
         def overwrite_loss(generator):
             target = watermark.paste_logo(jax.lax.stop_gradient(generator(z)), logo)
-            return weight * jnp.mean(watermark.trigger_loss(generator(trigger(z)), target))
+            loss = jnp.mean(watermark.trigger_loss(generator(trigger(z)), target))
+            if signature is not None:
+                loss = loss + watermark.signature_loss(generator, signature)
+            return weight * loss
 
         loss, grads = nnx.value_and_grad(overwrite_loss)(generator)
         optimizers["generator"].update(generator, grads)

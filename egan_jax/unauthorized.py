@@ -14,7 +14,8 @@ authorized transform a_k and a set of unauthorized ones u:
 
 Adapters (`ADAPTERS`) say how to build, apply and nudge each kind of transform: ``latent`` (a
 `LatentPipeline` on z [N, D]), ``image`` (a `Pipeline` on NHWC images) and ``feature`` (a
-`FeatureMaterial` permutation + sign flip of channels-last feature maps). Every variant's `apply`
+`FeatureMaterial` permutation + sign flip of channels-last feature maps) and ``feature_lock`` (the
+same after a key offset, `feature_lock`). Every variant's `apply`
 is a pure jittable function with the material baked in as constants; `mix` applies one variant per
 example, chosen from a `jax.random` key, in one pass.
 """
@@ -31,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from egan_jax.errors import ConfigError
+from egan_jax.feature_lock import FeatureLockMaterial, lock_forward
 from egan_jax.keys import SECRET_BYTES, SecretKey
 from egan_jax.transforms.common import near_miss
 from egan_jax.transforms.compose import LatentPipeline, Pipeline
@@ -93,6 +95,17 @@ ADAPTERS: dict[str, Adapter] = {
         _pipeline_near,
     ),
     "feature": Adapter(_feature_make, feature_forward, _feature_near),
+    "feature_lock": Adapter(
+        lambda key, cfg: FeatureLockMaterial.from_key(
+            key,
+            channels=cfg["channels"],
+            tag=cfg.get("tag", ""),
+            flip_signs=cfg.get("flip_signs", True),
+            offset_gap=cfg.get("offset_gap", 16.0),
+        ),
+        lock_forward,
+        lambda material, seed: material.near_misses(seed),
+    ),
 }
 
 
@@ -116,9 +129,10 @@ class UnauthorizedSpec:
     seed: int = 0
     label: str = "train"  # separates training's stand-in keys from evaluation's
     fresh: bool = False  # random keys from the OS CSPRNG instead of the seed (not reproducible)
+    near_offset: int = 0  # first near-material index (evaluation skips the ones training used)
 
     def __post_init__(self):
-        for name in ("random_keys", "near_keys", "near_materials", "seed"):
+        for name in ("random_keys", "near_keys", "near_materials", "seed", "near_offset"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ConfigError(f"unauthorized.{name} must be a non-negative int, got {value!r}")
@@ -193,8 +207,9 @@ def make_variants(
             )
         )
     for i in range(spec.near_materials):
-        options = adapter.near_materials(owner, spec.seed * 1000 + i)
-        material = options[i % len(options)]
+        index = spec.near_offset + i
+        options = adapter.near_materials(owner, spec.seed * 1000 + index)
+        material = options[index % len(options)]
         fingerprint = getattr(material, "key_fingerprint", None) or getattr(
             material, "fingerprint", None
         )
@@ -223,3 +238,39 @@ def mix(variants: tuple[Variant, ...], x: jax.Array, key: jax.Array) -> tuple[ja
         return variants[0].apply(x), choice
     stacked = jnp.stack([v.apply(x) for v in variants])
     return stacked[choice, jnp.arange(x.shape[0])], choice
+
+
+def fresh_near_feature(
+    material: FeatureMaterial | FeatureLockMaterial, h: jax.Array, key: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Each example through its own freshly drawn near miss of `material` (inside `jit`); a lock
+    material's offsets are added first, as `feature_lock.lock_forward` does.
+
+    Per example, from `key`: either one transposition of the permutation (two distinct positions
+    chosen uniformly) or one flipped channel sign, half and half. A fixed handful of near misses
+    (`make_variants`) covers a few of the C(C, 2) + C minimal changes; drawing them every step lets
+    training reach all of them. Returns (h' [N, ..., C], which change: 0 = transposition,
+    1 = sign [N]).
+    """
+    n, channels = h.shape[0], material.channels
+    perm = jnp.asarray(material.permutation, jnp.int32)
+    signs = jnp.asarray(material.signs, h.dtype)
+    k_pair, k_shift, k_sign, k_kind = jax.random.split(key, 4)
+    first = jax.random.randint(k_pair, (n,), 0, channels)
+    # a non-zero shift modulo C makes the second position distinct from the first
+    second = (first + jax.random.randint(k_shift, (n,), 1, channels)) % channels
+    rows = jnp.arange(n)
+    perms = jnp.broadcast_to(perm, (n, channels))
+    swapped = perms.at[rows, first].set(perm[second]).at[rows, second].set(perm[first])
+    flipped = jnp.broadcast_to(signs, (n, channels))
+    flipped = flipped.at[rows, jax.random.randint(k_sign, (n,), 0, channels)].multiply(-1)
+    use_sign = jax.random.bernoulli(k_kind, 0.5, (n,))
+    if not np.any(material.signs < 0):  # no key signs: only transpositions are near misses
+        use_sign = jnp.zeros((n,), bool)
+    chosen_perm = jnp.where(use_sign[:, None], perms, swapped)
+    chosen_signs = jnp.where(use_sign[:, None], flipped, jnp.broadcast_to(signs, (n, channels)))
+    shape = (n,) + (1,) * (h.ndim - 2) + (channels,)
+    if isinstance(material, FeatureLockMaterial):
+        h = h + jnp.asarray(material.offsets, h.dtype)
+    gathered = jnp.take_along_axis(h, chosen_perm.reshape(shape), axis=-1)
+    return gathered * chosen_signs.reshape(shape), use_sign.astype(jnp.int32)

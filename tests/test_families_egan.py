@@ -166,3 +166,46 @@ def test_signature_is_embedded_at_initialisation(keys):
     bits = watermark.signature_bits(config.loss.watermark.signature)
     assert watermark.signature_ber(generator, bits) == 0.0
     assert np.mean(bits < 0) > 0.2  # so untouched scales (all +1 at init) would show errors
+
+
+def test_feature_lock_design_matches_the_plain_permutation_with_the_key(keys):
+    """The lock subtracts the stored γ = a_k(0): with the key the generator sees exactly the plain
+    design's feature map (same weights, same output); without it a large residual."""
+    from flax import nnx
+
+    from egan_jax.families import egan_dcgan
+
+    lock_config = egan_config(keys["a"], "model.design=feature_lock", "model.offset_gap=8")
+    perm_config = egan_config(keys["a"], "model.design=feature_perm")
+    locked, plain = _models(lock_config)["generator"], _models(perm_config)["generator"]
+    material = egan_dcgan.variants(lock_config).authorized.material
+    np.testing.assert_array_equal(np.asarray(locked.key_lock[...]), material.lock_value())
+    z = jax.random.normal(jax.random.key(0), (4, lock_config.model.latent_dim))
+    outputs = []
+    for config, generator in ((lock_config, locked), (perm_config, plain)):
+        generator.eval()
+        authorized = egan_dcgan.variants(config).authorized
+        run = nnx.jit(lambda g, z, c=config, v=authorized: egan_dcgan.generate_variant(g, z, v, c))
+        outputs.append(np.asarray(run(generator, z)))
+    np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-3)
+
+
+def test_feature_lock_trains_with_fresh_near_misses(keys, tmp_path):
+    from egan_jax.train import train_and_evaluate
+
+    config = egan_config(
+        keys["a"],
+        "model.design=feature_lock",
+        "loss.unauthorized.fresh_near=0.5",
+        "train.steps=1",
+        "log.quiet=true",
+    )
+    result = train_and_evaluate(config, tmp_path / "run")
+    assert np.isfinite(result.metrics["g_loss"])
+    assert -1.0 <= result.metrics["g_self_adversarial"] <= 0.0
+    bad = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, design="latent_offset"),
+    )
+    with pytest.raises(ConfigError, match="fresh_near"):
+        get_family("egan_dcgan").make_train_step(bad)

@@ -103,3 +103,47 @@ def test_bad_names_and_counts_raise_config_errors():
         UnauthorizedSpec(random_keys=-1)
     with pytest.raises(ConfigError, match="at least one"):
         mix((), jnp.zeros((2, 3)), jax.random.key(0))
+
+
+LOCK = {"channels": 8, "tag": "test", "offset_gap": 4.0}
+
+
+def test_feature_lock_is_the_plain_permutation_once_the_stored_value_is_subtracted():
+    from egan_jax.transforms.feature import FeatureMaterial, feature_forward
+
+    vs = make_variants("feature_lock", LOCK, KEY, UnauthorizedSpec(near_materials=3, seed=2))
+    lock = vs.authorized.material
+    h = jax.random.normal(jax.random.key(1), (3, 2, 2, 8))
+    plain = FeatureMaterial.from_key(KEY, channels=8, tag="test")
+    keyed = np.asarray(vs.authorized.apply(h)) - lock.lock_value()
+    np.testing.assert_allclose(keyed, np.asarray(feature_forward(plain, h)), atol=1e-4)
+    # offsets: distinct magnitudes, at least `gap` apart; γ is a signed permutation of them
+    magnitudes = np.sort(np.abs(lock.offsets))
+    assert np.min(np.diff(magnitudes)) >= 4.0 - 1e-6
+    np.testing.assert_allclose(np.sort(np.abs(lock.lock_value())), magnitudes)
+
+
+def test_every_feature_lock_near_miss_leaves_a_residual_of_at_least_the_gap():
+    vs = make_variants("feature_lock", LOCK, KEY, UnauthorizedSpec(near_materials=3, seed=5))
+    lock_value = vs.authorized.material.lock_value()
+    zero = jnp.zeros((1, 8))
+    near = vs.by_kind("near_material")
+    assert len(near) == 3
+    for variant in (*near, *vs.by_kind("no_key"), *vs.by_kind("random_key")):
+        residual = np.abs(np.asarray(variant.apply(zero))[0] - lock_value)
+        assert residual.max() >= 4.0, variant.name
+
+
+@pytest.mark.parametrize("kind, config", [("feature", FEATURE), ("feature_lock", LOCK)])
+def test_fresh_near_misses_change_one_transposition_or_one_sign_per_example(kind, config):
+    from egan_jax.unauthorized import fresh_near_feature
+
+    owner = make_variants(kind, config, KEY, UnauthorizedSpec()).authorized
+    h = jax.random.normal(jax.random.key(3), (64, 8)) + 10.0 * jnp.arange(8)  # distinct channels
+    out, use_sign = fresh_near_feature(owner.material, h, jax.random.key(4))
+    again, _ = fresh_near_feature(owner.material, h, jax.random.key(4))
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(again))  # deterministic
+    changed = np.sum(~np.isclose(np.asarray(out), np.asarray(owner.apply(h))), axis=1)
+    expected = np.where(np.asarray(use_sign) == 1, 1, 2)
+    np.testing.assert_array_equal(changed, expected)
+    assert 0 < np.mean(use_sign) < 1  # both kinds of change are drawn

@@ -23,9 +23,12 @@ examples:
   egan attack search --workdir runs/egan_digits --candidates 20
   egan attack estimate --workdir runs/egan_digits --objective discriminator --steps 300
   egan attack finetune --workdir runs/egan_digits
+  egan attack watermark-overwrite --workdir runs/egan_digits
 
 Each attack stores its rows in WORKDIR/attacks/NAME.json; `egan evaluate` adds them to the report.
-search, estimate and finetune use no key (finetune also checks the owner's key afterwards).
+search, estimate, finetune and watermark-overwrite use no key (finetune and watermark-overwrite
+check the owner's key and watermarks afterwards; watermark-overwrite embeds the thief's own logo
+and signature while fine-tuning).
 A classifier workdir gets the classifier's table and attacks (egan_jax/cli/classifier_cmd.py).
 """
 
@@ -51,23 +54,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--baseline", default=None, help="workdir of the unprotected DCGAN")
     evaluate.add_argument("--out", default=None, help="report folder (default WORKDIR/report)")
     evaluate.add_argument("--random-keys", type=int, default=10, help="random keys (default 10)")
+    evaluate.add_argument(
+        "--near-materials",
+        type=int,
+        default=6,
+        help="near-miss materials: one transposition / flipped sign each (default 6)",
+    )
     evaluate.set_defaults(func=run_evaluate)
 
     attack = subparsers.add_parser(
         "attack",
-        help="attack an EGAN-protected run (prune, search, estimate, finetune)",
+        help="attack an EGAN-protected run (prune, search, estimate, finetune, watermark-overwrite)",
         description="Run one attack on a protected run and store its report rows.",
         epilog=ATTACK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     attack.add_argument("attack", choices=sorted(ATTACKS), help="which attack")
     _common(attack)
-    attack.add_argument("--key", default=None, help="owner's key file (prune, finetune checks)")
+    attack.add_argument(
+        "--key", default=None, help="owner's key file (prune; finetune/overwrite checks)"
+    )
     attack.add_argument("--candidates", type=int, default=20, help="search: keys tried")
     attack.add_argument(
         "--objective", default="discriminator", help="estimate: discriminator or pixels"
     )
-    attack.add_argument("--steps", type=int, default=None, help="estimate/finetune: steps")
+    attack.add_argument(
+        "--steps", type=int, default=None, help="estimate/finetune/overwrite: steps"
+    )
     attack.set_defaults(func=run_attack)
 
 
@@ -94,6 +107,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         seed=args.seed,
         random_keys=args.random_keys,
+        near_materials=args.near_materials,
         cache_dir=args.cache_dir,
     )
     print(markdown_table(report["rows"], report["summary"].get("baseline_fd")))
@@ -151,7 +165,26 @@ def _finetune(args):
     )
 
 
-ATTACKS = {"prune": _prune, "search": _search, "estimate": _estimate, "finetune": _finetune}
+def _overwrite(args):
+    from egan_jax.attack_runs import attack_watermark_overwrite
+
+    return attack_watermark_overwrite(
+        args.workdir,
+        key=_key(args.key),
+        num_samples=args.samples,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        steps=args.steps,
+    )
+
+
+ATTACKS = {
+    "prune": _prune,
+    "search": _search,
+    "estimate": _estimate,
+    "finetune": _finetune,
+    "watermark-overwrite": _overwrite,
+}
 
 
 def run_attack(args: argparse.Namespace) -> int:

@@ -42,7 +42,14 @@ from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, adam_optimizers
 from egan_jax.families import dcgan as plain
 from egan_jax.keys import SecretKey
-from egan_jax.unauthorized import UnauthorizedSpec, Variant, Variants, make_variants, mix
+from egan_jax.unauthorized import (
+    UnauthorizedSpec,
+    Variant,
+    Variants,
+    fresh_near_feature,
+    make_variants,
+    mix,
+)
 
 DEMO_PASSPHRASE = "egan_jax demo key: never use for real models"
 
@@ -56,7 +63,8 @@ class ModelConfig:
     key_file: str | None = None  # None: the public demo key
     radius: float = 3.0  # latent_offset: offset norm radius·√D
     region_margin: float = 2.0  # latent_halfspace: ⟨u, z⟩ > margin
-    feature_signs: bool = True  # feature_perm: also flip key-chosen channel signs
+    feature_signs: bool = True  # feature_perm / feature_lock: also flip key-chosen channel signs
+    offset_gap: float = 16.0  # feature_lock: the smallest gap between two key offsets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +85,9 @@ class UnauthorizedConfig:
     random_keys: int = 4
     near_keys: int = 2
     near_materials: int = 2
+    # share of the unauthorized examples that get a near miss of the owner's material drawn fresh
+    # every step (one transposition or one sign flip; feature design only)
+    fresh_near: float = 0.0
     batch_norm: str = "running"  # "running" (eval-mode statistics) or "batch"
 
 
@@ -85,6 +96,10 @@ class WatermarkConfig:
     trigger_weight: float = 0.0  # black-box: 1 − SSIM(G(a(trigger z)), G(a z) with logo)
     trigger: str = "cdf"  # a key of watermark.TRIGGERS
     logo_size: int = 0  # 0: a quarter of the image side
+    logo_weight: float = 0.0  # extra 1 − SSIM inside the logo region (what verification reads)
+    # the trigger pass's batch norm: "running" matches verification (eval mode); "batch" is
+    # IPR-GAN's (batch statistics, running averages untouched)
+    batch_norm: str = "running"
     signature_weight: float = 0.0  # white-box: sign loss on batch-norm scales
     signature: str = "EGAN"
 
@@ -119,7 +134,23 @@ DESIGNS: dict[str, Design] = {
         "feature",
         lambda m: {"channels": 8 * m.width, "tag": "dcgan/linear", "flip_signs": m.feature_signs},
     ),
+    "feature_lock": Design(
+        "feature_lock",
+        lambda m: {
+            "channels": 8 * m.width,
+            "tag": "dcgan/linear",
+            "flip_signs": m.feature_signs,
+            "offset_gap": m.offset_gap,
+        },
+    ),
 }
+FEATURE_KINDS = ("feature", "feature_lock")
+
+
+class KeyLock(nnx.Variable):
+    """γ = a_k(0) of the `feature_lock` design: stored in the generator, never trained."""
+
+
 BATCH_NORM_MODES = ("running", "batch")
 
 
@@ -147,6 +178,20 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"loss.unauthorized.batch_norm={loss.unauthorized.batch_norm!r}; valid: "
             f"{list(BATCH_NORM_MODES)}"
+        )
+    if loss.watermark.batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(
+            f"loss.watermark.batch_norm={loss.watermark.batch_norm!r}; valid: "
+            f"{list(BATCH_NORM_MODES)}"
+        )
+    if not 0 <= loss.unauthorized.fresh_near <= 1:
+        raise ConfigError(
+            f"loss.unauthorized.fresh_near must be in [0, 1], got {loss.unauthorized.fresh_near}"
+        )
+    if loss.unauthorized.fresh_near > 0 and DESIGNS[m.design].kind not in FEATURE_KINDS:
+        raise ConfigError(
+            f"loss.unauthorized.fresh_near needs a feature design (feature_perm, feature_lock), "
+            f"not {m.design!r}; set fresh_near=0 for latent designs"
         )
     protection.compose(objective_config(config))  # validates names, raises ConfigError
 
@@ -226,11 +271,18 @@ def feature_hook(generator: nnx.Module, transform: Callable | None) -> Iterator[
         generator.feature_transform = previous
 
 
+def locked(generator: nnx.Module, transform: Callable, kind: str) -> Callable:
+    """The feature hook of a feature design: `transform`, minus the stored γ for `feature_lock`."""
+    if kind != "feature_lock":
+        return transform
+    return lambda h: transform(h) - generator.key_lock[...].astype(h.dtype)
+
+
 def generate(generator: nnx.Module, z: jax.Array, transform: Callable, kind: str, **kwargs):
     """G through `transform`: applied to z (latent designs) or the first feature map (feature)."""
     if kind == "latent":
         return generator(transform(z), **kwargs)
-    with feature_hook(generator, transform):
+    with feature_hook(generator, locked(generator, transform, kind)):
         return generator(z, **kwargs)
 
 
@@ -261,7 +313,20 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
     wm = config.loss.watermark
     if wm.signature_weight > 0:  # IPR-GAN's initialisation γ ← |γ|·b, then the sign loss keeps it
         watermark.embed_signature_init(models["generator"], watermark.signature_bits(wm.signature))
+    if design(config).kind == "feature_lock":
+        models["generator"].key_lock = KeyLock(jnp.asarray(_lock_value(config)))
     return models
+
+
+def _lock_value(config: Config):
+    """γ from the owner's key; zeros when the key file is absent (a model restored without the
+    key, e.g. by an attack: the checkpoint then supplies γ)."""
+    path = config.model.key_file
+    if path is not None and not Path(path).exists():
+        return jnp.zeros((8 * config.model.width,), jnp.float32)
+    return variants(
+        config, spec=UnauthorizedSpec(no_key=False, random_keys=0, near_keys=0, near_materials=0)
+    ).authorized.material.lock_value()
 
 
 def build_optimizers(config: Config, models: Models):
@@ -279,8 +344,8 @@ def make_train_step(config: Config):
     d_steps = config.loss.discriminator_steps
     kind = design(config).kind
     vs = variants(config)
-    authorized, unauthorized = vs.authorized.apply, vs.unauthorized
-    if not unauthorized:
+    authorized, unauthorized, owner = vs.authorized.apply, vs.unauthorized, vs.authorized.material
+    if not unauthorized and config.loss.unauthorized.fresh_near < 1:
         raise ConfigError("loss.unauthorized enables no variant; enable no_key or some keys")
     objective = protection.compose(objective_config(config))
     needed = protection.required_features(objective_config(config))
@@ -294,6 +359,7 @@ def make_train_step(config: Config):
         real = batch["images"]
         count = real.shape[0]
         unauth_count = max(1, int(round(count * u.fraction)))
+        fresh_count = int(round(unauth_count * u.fresh_near))
         keys = jax.random.split(key, d_steps + 2)
 
         loss_d, real_mean, fake_mean = plain.update_discriminator(
@@ -315,7 +381,10 @@ def make_train_step(config: Config):
                     z_mixed, _ = mix(unauthorized, z_u, mix_key)
                     fake_u, g_feats_u = generator(z_mixed, return_features=True)
                 else:
-                    hook = lambda h: mix(unauthorized, h, mix_key)[0]
+                    hook = functools.partial(
+                        _unauthorized_features, unauthorized, owner, fresh_count, mix_key
+                    )
+                    hook = locked(generator, hook, kind)
                     with feature_hook(generator, hook):
                         fake_u, g_feats_u = generator(z_u, return_features=True)
             need_d = "discriminator" in needed or sa.ntl_weight > 0
@@ -340,10 +409,12 @@ def make_train_step(config: Config):
                 inputs["unauthorized_task"] = generator_loss(logits_u)
             total, parts = objective(inputs)
             if wm.trigger_weight > 0:
-                target = watermark.paste_logo(jax.lax.stop_gradient(fake[:unauth_count]), logo)
-                with batch_norm_mode(generator, "batch"):
+                clean = jax.lax.stop_gradient(fake[:unauth_count])
+                with batch_norm_mode(generator, wm.batch_norm):
                     marked = generate(generator, trigger(z[:unauth_count]), authorized, kind)
-                wm_loss = jnp.mean(watermark.trigger_loss(marked, target))
+                wm_loss = jnp.mean(
+                    watermark.black_box_loss(marked, clean, logo, logo_weight=wm.logo_weight)
+                )
                 total = total + wm.trigger_weight * wm_loss
                 parts["watermark"] = wm_loss
             if wm.signature_weight > 0:
@@ -363,6 +434,18 @@ def make_train_step(config: Config):
         }
 
     return train_step
+
+
+def _unauthorized_features(unauthorized, owner, fresh_count: int, key: jax.Array, h: jax.Array):
+    """The first `fresh_count` rows get fresh near misses of `owner`, the rest one fixed variant
+    each (`mix`)."""
+    if fresh_count == 0:
+        return mix(unauthorized, h, key)[0]
+    mix_key, near_key = jax.random.split(key)
+    near, _ = fresh_near_feature(owner, h[:fresh_count], near_key)
+    if fresh_count >= h.shape[0] or not unauthorized:
+        return near[: h.shape[0]]
+    return jnp.concatenate([near, mix(unauthorized, h[fresh_count:], mix_key)[0]])
 
 
 def watermark_logo(config: Config):
