@@ -11,8 +11,13 @@ LP-GAN (secure DCGAN, egan_jax.lpgan): per layer of the generator and discrimina
 backward on shares beside the plaintext layer's jitted forward plus VJP; one whole secure training
 step beside the jitted plaintext step; and (``--train-steps N``) secure against plaintext training
 from the same initial weights, batches and latents, scored by the digits Fréchet distance.
-Run: `.venv/bin/python -m bench.bench_mpc [--quick] [--train-steps N]`; writes
-bench/results/mpc.json (and lpgan_training.json).
+Peers (bench/peer_compare.py): CrypTen and SecretFlow SPU, each in its own venv (bench/.venv-crypten,
+bench/.venv-spu; skipped with the set-up command when missing), run ReLU, sigmoid, batch norm and
+the convolution on the same inputs; their bytes, rounds, time and error sit beside ours in
+``peer_comparison``. ``dcgan_step`` is the secure DCGAN step against the plaintext step (goal ≤ 100×).
+
+Run: `.venv/bin/python -m bench.bench_mpc [--quick] [--train-steps N --seeds 0,1,2 --jobs 3]`;
+writes bench/results/mpc.json (mpc_quick.json with --quick; lpgan_training.json with --train-steps).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from bench import peer_compare
 from bench.common import time_min, write_result
 from egan_jax.mpc import arith, compare, nonlinear, ring
 from egan_jax.mpc.dealer import Dealer
@@ -341,6 +347,8 @@ def run(quick: bool = False) -> dict:
             **_measure(fn, inputs, plain, repeats),
         }
     lpgan = {"layers": lpgan_layers(quick, repeats), "step": lpgan_step(quick, repeats)}
+    peers = {name: peer_compare.run_peer(name, quick) for name in peer_compare.PEERS}
+    ratio = lpgan["step"]["online_over_plaintext"]
     result = {
         "quick": quick,
         "frac_bits": ring.FRAC_BITS,
@@ -348,6 +356,14 @@ def run(quick: bool = False) -> dict:
         "load_average_1_5_15": list(os.getloadavg()),
         "protocols": protocols,
         "lpgan": lpgan,
+        "peers": peers,
+        "peer_comparison": peer_compare.comparison(protocols, peers),
+        "dcgan_step": {
+            "secure_online_s": lpgan["step"]["online_s"],
+            "plaintext_s": lpgan["step"]["plaintext_s"],
+            "secure_over_plaintext": ratio,
+            "goal_at_most_100x_met": ratio <= 100,
+        },
         "summary": {
             name: {
                 "online_ms": round(1e3 * r["online_s"], 2),
@@ -388,4 +404,8 @@ if __name__ == "__main__":
         print(json.dumps(training["summary"], indent=2))
     else:
         out = run(args.quick)
-        print(json.dumps({**out["summary"], "lpgan_step": out["lpgan"]["step"]}, indent=2))
+        for name, peer in out["peers"].items():
+            if "protocols" not in peer:
+                print(f"peer {name}: {peer}")
+        print(json.dumps(out["peer_comparison"], indent=2))
+        print(json.dumps({**out["summary"], "dcgan_step": out["dcgan_step"]}, indent=2))
