@@ -7,6 +7,16 @@ FFX (AprilPyone & Kiya's combined setting), with an unprotected baseline trained
     egan train experiments/classifier_digits.py --workdir runs/classifier_digits \\
         --set model.transform.key_file=keys/classifier.key
 
+Report and attacks (no key; 1% and 10% of the training images, against a model trained from
+scratch on the same images with the same budget)::
+
+    egan evaluate --workdir runs/classifier_digits
+    egan attack finetune --workdir runs/classifier_digits    # also: estimate, search
+
+The table over transforms × block sizes: ``python -m egan_jax.classifier_sweep
+experiments/classifier_digits.py --key keys/classifier.key --out runs/classifier_sweep``.
+ResNet-18 (CIFAR-style, width 16 to fit the CPU): ``--set model.arch=resnet18 --set model.width=16``.
+
 ConvMixer instead (patch size = block size): ``--set model.arch=convmixer --set model.width=64
 --set model.depth=4``; with ``--set "model.transform.steps=shuffle,np"`` the evaluation also shows
 the model unlocked, and the baseline locked without retraining.
