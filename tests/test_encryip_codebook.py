@@ -78,6 +78,21 @@ def test_class_probabilities_sum_softmax_per_class():
         cb.class_probabilities(logits, index_to_class[:5], 3)
 
 
+def test_class_sum_cross_entropy_is_minus_log_of_the_class_mass():
+    logits = jax.random.normal(jax.random.key(2), (5, 7))
+    index_to_class = jnp.array([2, 0, 1, 2, -1, 0, 1], dtype=jnp.int32)
+    table = jnp.array([[1, 5], [2, 6], [0, 3]], dtype=jnp.int32)
+    labels = jnp.array([0, 1, 2, 2, 1])
+    loss = np.asarray(jax.jit(cb.class_sum_cross_entropy)(logits, labels, table))
+    mass = np.asarray(cb.class_probabilities(logits, index_to_class, 3))
+    np.testing.assert_allclose(loss, -np.log(mass[np.arange(5), labels]), rtol=1e-5)
+    # blind to how a class's mass is split over its indices (swap row 0's two class-0 logits)
+    swapped = logits.at[0, 1].set(logits[0, 5]).at[0, 5].set(logits[0, 1])
+    np.testing.assert_allclose(cb.class_sum_cross_entropy(swapped, labels, table), loss, rtol=1e-6)
+    # stable where a naive log(sum(softmax)) under- or overflows
+    assert np.isfinite(np.asarray(cb.class_sum_cross_entropy(300.0 * logits, labels, table))).all()
+
+
 def test_randomized_targets_use_every_index_of_the_class(setup):
     *_, secret, _ = setup
     table = jnp.asarray(secret.label_table())

@@ -38,6 +38,17 @@ def test_decode_sums_indices_before_the_argmax():
     assert pl.map_accuracy(logits, np.array([1]), np.array([0, 0, 1]), 2) == 0.0
 
 
+def test_index_spread_measures_how_many_indices_of_a_class_win():
+    mapping = np.array([0, 0, 1, 1, -1], np.int32)
+    labels = np.array([0, 0, 1, 1])
+    everywhere = np.eye(5)[[0, 1, 2, 3]]
+    assert pl.index_spread(everywhere, labels, mapping) == pytest.approx(1.0)
+    one_per_class = np.eye(5)[[0, 0, 3, 3]]
+    assert pl.index_spread(one_per_class, labels, mapping) == pytest.approx(0.5)
+    # winners outside the label's indices (errors, Fakes) are not counted
+    assert pl.index_spread(np.eye(5)[[0, 4, 2, 3]], labels, mapping) == pytest.approx(0.75)
+
+
 def test_pipeline_counts_queries_and_model_pipelines_decode():
     model = nnx.Linear(3, 6, rngs=nnx.Rngs(0))
 

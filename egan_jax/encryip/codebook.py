@@ -234,6 +234,23 @@ def class_probabilities(
     return probabilities @ jax.nn.one_hot(index_to_class, num_classes, dtype=probabilities.dtype)
 
 
+def class_sum_cross_entropy(
+    logits: jax.Array, labels: jax.Array, label_table: jax.Array
+) -> jax.Array:
+    """float [B]: ``-log`` of the softmax mass of each label's indices (the class-sum objective).
+
+    ``logits`` [B, N], ``labels`` int [B], ``label_table`` int [K, m] (row ``y``: class ``y``'s
+    indices, :meth:`CodebookSecret.label_table`). Equals ``logsumexp(all N) - logsumexp(the
+    label's m)``: the plain K-way cross-entropy of the classes a key holder reads, Fakes included
+    in the normaliser as in :func:`class_probabilities`.
+    """
+    chex.assert_rank(logits, 2)
+    chex.assert_rank(labels, 1)
+    chex.assert_rank(label_table, 2)
+    own = jnp.take_along_axis(logits, jnp.asarray(label_table)[labels], axis=1)  # [B, m]
+    return jax.nn.logsumexp(logits, axis=-1) - jax.nn.logsumexp(own, axis=-1)
+
+
 def randomized_targets(rng: jax.Array, labels: jax.Array, label_table: jax.Array) -> jax.Array:
     """int32 [B]: for each label ``y``, one of ``y``'s codebook indices uniformly at random."""
     chex.assert_rank(labels, 1)

@@ -76,6 +76,25 @@ def map_accuracy(
     return float(np.mean(decode(logits, index_to_class, num_classes) == np.asarray(labels)))
 
 
+def index_spread(logits: np.ndarray, labels: np.ndarray, index_to_class: np.ndarray) -> float:
+    """How randomized the outputs are within a class: for the examples of each class, the
+    effective number of that class's indices that win the argmax (``exp`` of the entropy of their
+    histogram) divided by the class's number of indices, averaged over classes. 1: every index of
+    a class wins equally often; ``1/m``: one index per class (a K-way classifier in disguise)."""
+    winners = np.argmax(np.asarray(logits), axis=1)
+    index_to_class, labels = np.asarray(index_to_class), np.asarray(labels)
+    spreads = []
+    for y in np.unique(labels):
+        own = np.flatnonzero(index_to_class == y)
+        hits = winners[(labels == y) & np.isin(winners, own)]
+        if not len(own) or not len(hits):
+            continue
+        counts = np.bincount(np.searchsorted(own, hits), minlength=len(own)) / len(hits)
+        entropy = -np.sum(counts[counts > 0] * np.log(counts[counts > 0]))
+        spreads.append(np.exp(entropy) / len(own))
+    return float(np.mean(spreads)) if spreads else 0.0
+
+
 class Pipeline:
     """A black box ``images -> classes`` that counts how many images it was asked about."""
 

@@ -2,15 +2,30 @@
 AAAI 2024 — the design details are ours, see egan_jax/encryip/__init__.py).
 
 The network (``model.arch`` as in the classifier family) has an N-way head, ``N = K * per_class +
-num_fakes``: one output per codebook entry. Each step, every example of class ``y`` is trained
-towards one of ``y``'s ``per_class`` codebook indices drawn at random from the step key
-(:func:`codebook.randomized_targets`; with ``loss.label_draws = d`` the cross-entropy is averaged
-over d such draws, which lowers the gradient noise of the randomized labels: on the digits, 600
-steps, the gap to the plain twin went from 3.9 points with one draw to 1.7 with ten), and
-``loss.triggers_per_step`` of the F trigger images
-(keyed noise, :mod:`egan_jax.encryip.derive`) towards their Fake entries, in the same forward pass
-(so batch norm's statistics always see the same mix, in training and in its running averages).
-With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison.
+num_fakes``: one output per codebook entry. The objective (``loss``) has three terms:
+
+* ``class_weight`` × the class-sum cross-entropy, ``-log`` of the softmax mass of the label's m
+  indices (:func:`codebook.class_sum_cross_entropy`): exactly what a key holder reads, so it trains
+  the decoded classifier like a plain one;
+* ``index_weight`` × the randomized per-index cross-entropy: each example of class ``y`` is
+  trained towards one of ``y``'s codebook indices drawn at random from the step key
+  (:func:`codebook.randomized_targets`), averaged over ``loss.label_draws`` draws. This spreads a
+  class's mass over its m indices, so the winning index varies from input to input (the
+  evaluation's ``index_spread``: 1 when every index of a class wins equally often, 1/m when one
+  does);
+* ``trigger_weight`` × the cross-entropy of ``loss.triggers_per_step`` of the F trigger images
+  (keyed noise, :mod:`egan_jax.encryip.derive`) towards their Fake entries, in the same forward
+  pass (so batch norm's statistics always see the same mix, in training and in its running
+  averages).
+
+Measured on the digits (600 steps, seed 0; experiments/encryip_digits.py), decoded accuracy minus
+the plain twin's: the randomized term alone, 1 draw -3.9 points and 10 draws -1.7 (an earlier
+registry) or -2.2 (another); class-sum + 0.1 × randomized (10 draws): +0.6 (98.9% vs 98.3%).
+
+With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
+with ``model.watermark_signature`` a second plain twin carries that signature in its batch-norm
+scales (the project's white-box watermark), for the side-by-side table
+(:mod:`egan_jax.encryip.compare`).
 
 The codebook and triggers are derived from the owner's registry (``model.registry``, 0600) and the
 codebook parameters; checkpoints store only the codebook's fingerprint (which names the public key).
@@ -34,6 +49,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from egan_jax import watermark
 from egan_jax.config import (
     CheckpointConfig,
     Config,
@@ -62,11 +78,20 @@ class ModelConfig:
     per_class: int = 10  # m: honest codebook entries per class
     num_fakes: int = 32  # F: Fake entries = trigger inputs (tracing queries)
     codebook_label: str = "default"  # another label gives an independent codebook
+    # non-empty: also train a plain K-way twin carrying this ASCII signature in its batch-norm
+    # scales (the project's white-box watermark, egan_jax.watermark), for the side-by-side table
+    watermark_signature: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
+    # the objective: class_weight * class-sum cross-entropy (-log of the softmax mass of the
+    # label's indices: what a key holder reads) + index_weight * the randomized per-index
+    # cross-entropy (spreads each class's mass over its m indices) + trigger_weight * triggers
+    class_weight: float = 1.0
+    index_weight: float = 0.1
     trigger_weight: float = 1.0
+    signature_weight: float = 1.0  # the watermarked twin's sign loss (model.watermark_signature)
     triggers_per_step: int = 8
     # codebook indices drawn per example and step (1: the issue's randomized label; more average
     # the cross-entropy over several draws of the same class: lower-variance gradients)
@@ -104,6 +129,11 @@ def _check(config: Config) -> None:
         )
     if loss.label_draws < 1:
         raise ConfigError(f"loss.label_draws={loss.label_draws} must be >= 1")
+    if min(loss.class_weight, loss.index_weight) < 0 or loss.class_weight + loss.index_weight == 0:
+        raise ConfigError(
+            f"loss.class_weight={loss.class_weight} and loss.index_weight={loss.index_weight} "
+            "must be >= 0 and not both 0"
+        )
     if not 0 <= loss.triggers_per_step <= m.num_fakes:
         raise ConfigError(
             f"loss.triggers_per_step={loss.triggers_per_step} must be in 0..model.num_fakes="
@@ -146,7 +176,27 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
     models = {"classifier": plain.make_classifier(config, rngs, num_outputs(config))}
     if config.model.baseline:
         models["baseline"] = plain.make_classifier(config, rngs, plain.num_classes(config))
+    if config.model.watermark_signature:
+        marked = plain.make_classifier(config, rngs, plain.num_classes(config))
+        watermark.embed_signature_init(marked, signature_bits(config))
+        models["watermarked"] = marked
     return models
+
+
+def signature_bits(config: Config) -> np.ndarray:
+    return watermark.signature_bits(config.model.watermark_signature)
+
+
+def _update_watermarked(model, optimizer, images, labels, bits, weight) -> dict[str, jax.Array]:
+    def loss_fn(model: nnx.Module):
+        logits = model(images)
+        task = jnp.mean(plain.cross_entropy(logits, labels))
+        sign = watermark.signature_loss(model, bits)
+        return task + weight * sign, (task, sign, jnp.mean(jnp.argmax(logits, -1) == labels))
+
+    (_, (task, sign, accuracy)), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+    optimizer.update(model, grads)
+    return {"loss": task, "signature_loss": sign, "accuracy": accuracy}
 
 
 def build_optimizers(config: Config, models: Models) -> Optimizers:
@@ -165,6 +215,9 @@ def make_train_step(config: Config):
     triggers = jnp.asarray(secrets.triggers)
     fake_targets = jnp.asarray(secrets.secret.fake_indices)
     per_step, weight = config.loss.triggers_per_step, config.loss.trigger_weight
+    class_weight, index_weight = config.loss.class_weight, config.loss.index_weight
+    bits = signature_bits(config) if config.model.watermark_signature else None
+    sign_weight = config.loss.signature_weight
     draws, size_n = config.loss.label_draws, secrets.codebook.size
 
     def train_step(
@@ -181,14 +234,17 @@ def make_train_step(config: Config):
 
         def loss_fn(model: nnx.Module):
             logits = model(inputs)
-            main = jnp.mean(optax.softmax_cross_entropy(logits[:size], soft_targets))
+            index_loss = jnp.mean(optax.softmax_cross_entropy(logits[:size], soft_targets))
+            class_loss = jnp.mean(cb.class_sum_cross_entropy(logits[:size], labels, label_table))
+            main = class_weight * class_loss + index_weight * index_loss
             trigger = jnp.mean(plain.cross_entropy(logits[size:], fake_targets[chosen]))
             scores = cb.class_probabilities(logits[:size], owner_map, num_classes)
             accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == labels)
             hits = jnp.mean(jnp.argmax(logits[size:], axis=-1) == fake_targets[chosen])
             total = main + weight * trigger if per_step else main
             return total, {
-                "label_loss": main,
+                "label_loss": index_loss,
+                "class_loss": class_loss,
                 "trigger_loss": trigger,
                 "accuracy": accuracy,
                 "trigger_hits": hits,
@@ -200,6 +256,11 @@ def make_train_step(config: Config):
         if "baseline" in models:
             base = plain._update(models["baseline"], optimizers["baseline"], images, labels, 0.0)
             metrics.update({f"baseline_{k}": v for k, v in base.items()})
+        if "watermarked" in models:
+            marked = _update_watermarked(
+                models["watermarked"], optimizers["watermarked"], images, labels, bits, sign_weight
+            )
+            metrics.update({f"watermarked_{k}": v for k, v in marked.items()})
         return metrics
 
     return train_step
@@ -246,7 +307,15 @@ def make_evaluate(config: Config):
             results["plain_model"] = plain.accuracy(
                 models["baseline"], images, labels, batch_size=batch
             )
+        if "watermarked" in models:
+            results["watermarked_model"] = plain.accuracy(
+                models["watermarked"], images, labels, batch_size=batch
+            )
+            results["watermark_ber"] = watermark.signature_ber(
+                models["watermarked"], signature_bits(config)
+            )
         results["owner_map"] = pipeline.map_accuracy(logits, labels, secret.classes, k)
+        results["index_spread"] = pipeline.index_spread(logits, labels, secret.classes)
         scores = [pipeline.map_accuracy(logits, labels, m, k) for m in maps.values()]
         results.update(
             users=float(len(scores)),
