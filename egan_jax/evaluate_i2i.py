@@ -1,0 +1,439 @@
+"""`egan evaluate` for the protected image-to-image families (egan_srgan, egan_cyclegan).
+
+For a trained workdir this runs the held-out images through the protected generator with the correct
+key, no key (the raw input), `random_keys` other keys, near-miss secrets (one bit flipped) and
+near-miss material (one transposition / one flipped mask bit), and, when given, the unprotected
+baseline workdir (a plain `srgan` / `cyclegan` run of the same sizes), then writes under `out`
+(default `workdir/report/`) `report.json`, `report.md` and `grid.png` (one row per input kind).
+
+Metrics, per family:
+* egan_srgan: PSNR and SSIM on the Y channel with a `scale`-px border (4 for ×4), against plain
+  bicubic up-sampling of the same LR tiles (`image_quality`). Goals: correct key at most 0.2 dB below
+  the baseline; every unauthorized input below bicubic.
+* egan_cyclegan: the Fréchet distance of the A -> B translations to the real B test images in a
+  bundled feature space — FID InceptionV3 when `model.fid_weights` names its .npz, else the project's
+  digits classifier features (`metrics.DigitsClassifier`, grey 16×16; the only network shipped) —
+  and the A -> B -> A cycle PSNR. The B -> A direction is unprotected and reported once. Goal: every
+  unauthorized Fréchet distance ≥ 3× the correct key's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+from PIL import Image, ImageDraw
+
+from egan_jax.config import Config, read_config
+from egan_jax.errors import ConfigError
+from egan_jax.keys import SecretKey
+from egan_jax.logging_utils import image_grid
+from egan_jax.unauthorized import UnauthorizedSpec
+
+FAMILIES = ("egan_srgan", "egan_cyclegan")
+GOAL_PSNR_DROP_DB = 0.2
+GOAL_CYCLE_RATIO = 3.0
+PREVIEWS = 6
+
+
+def baseline_config(config: Config) -> Config:
+    """The unprotected model of a protected config: same sizes, data, schedule and seed."""
+    import dataclasses
+
+    from egan_jax.families import cyclegan, srgan
+
+    plain = {"egan_srgan": ("srgan", srgan), "egan_cyclegan": ("cyclegan", cyclegan)}
+    if config.family not in plain:
+        raise ConfigError(f"no unprotected counterpart for family {config.family!r}")
+    family, module = plain[config.family]
+
+    def subset(cls, section):
+        return cls(**{f.name: getattr(section, f.name) for f in dataclasses.fields(cls)})
+
+    return dataclasses.replace(
+        config,
+        family=family,
+        model=subset(module.ModelConfig, config.model),
+        loss=subset(module.LossConfig, config.loss),
+    )
+
+
+def forward_fn(generator: nnx.Module, batch: int = 16) -> Callable[[np.ndarray], np.ndarray]:
+    """Eval-mode `images -> generator(images)` in batches (numpy in, numpy out, compiled once)."""
+    generator.eval()
+    graphdef, state = nnx.split(generator)
+    run = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+
+    def forward(images: np.ndarray) -> np.ndarray:
+        parts = [
+            np.asarray(run(state, images[i : i + batch])) for i in range(0, len(images), batch)
+        ]
+        return np.concatenate(parts)
+
+    return forward
+
+
+def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
+    from egan_jax.families.egan_image import variants
+
+    vs = variants(config, key, spec)
+    return (vs.authorized, *vs.unauthorized)
+
+
+# --- SRGAN ---------------------------------------------------------------------------------------
+def _sr_tiles(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    from egan_jax.families.srgan import _test_tiles
+
+    return _test_tiles(config)
+
+
+def sr_family_scores(config: Config, models) -> dict[str, float]:
+    """The training loop's evaluation: Y-PSNR/SSIM with the key, without it, and of bicubic."""
+    from egan_jax.data import to_float
+    from egan_jax.families.egan_image import cached_variants
+    from egan_jax.image_quality import bicubic_upscale, sr_scores
+
+    lr, hr = _sr_tiles(config)
+    scale = config.model.scale
+    forward = forward_fn(models["generator"])
+    raw = to_float(lr)
+    keyed = np.asarray(cached_variants(config).authorized.apply(raw))
+    results = sr_scores(forward(keyed), hr, border=scale)
+    no_key = sr_scores(forward(raw), hr, border=scale)
+    results.update({f"{name}_no_key": value for name, value in no_key.items()})
+    bicubic = sr_scores(bicubic_upscale(lr, scale), hr, border=scale)
+    results.update({f"bicubic_{name}": value for name, value in bicubic.items()})
+    models["generator"].train()
+    return results
+
+
+def sr_rows(config, models, key, spec, baseline: Path | None):
+    from egan_jax.data import to_float
+    from egan_jax.image_quality import bicubic_upscale, sr_scores
+
+    lr, hr = _sr_tiles(config)
+    scale, raw = config.model.scale, to_float(lr)
+    forward = forward_fn(models["generator"])
+    rows, previews = [], {"HR (target)": to_float(hr[:PREVIEWS])}
+    bicubic = bicubic_upscale(lr, scale)
+    rows.append({"name": "bicubic", "kind": "bicubic", **sr_scores(bicubic, hr, border=scale)})
+    previews["bicubic"] = to_float(bicubic[:PREVIEWS])
+    if baseline is not None:
+        from egan_jax.train import load_trained
+
+        _, base_models, _ = load_trained(baseline)
+        sr = forward_fn(base_models["generator"])(raw)
+        rows.append({"name": "unprotected baseline", "kind": "baseline", **sr_scores(sr, hr, border=scale)})  # fmt: skip
+        previews["unprotected baseline"] = sr[:PREVIEWS]
+    for variant in _inputs(config, key, spec):
+        sr = forward(np.asarray(variant.apply(raw)))
+        rows.append({"name": variant.name, "kind": variant.kind, **sr_scores(sr, hr, border=scale)})
+        previews[variant.name] = sr[:PREVIEWS]
+    return rows, previews
+
+
+# --- CycleGAN ------------------------------------------------------------------------------------
+def feature_network(config: Config, cache_dir: str | None = None):
+    """(network, name): FID InceptionV3 from `model.fid_weights`, else the digits classifier."""
+    if config.model.fid_weights:
+        from egan_jax.models.inception import InceptionFeatures
+
+        return InceptionFeatures(config.model.fid_weights), "FID (InceptionV3)"
+    from egan_jax.metrics import DigitsClassifier
+
+    return DigitsClassifier.load_or_train(cache_dir), "Fréchet distance (digits features)"
+
+
+def _cycle_test(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    from egan_jax.data import to_float
+    from egan_jax.families.cyclegan import _test_domains
+
+    return tuple(to_float(images) for images in _test_domains(config))
+
+
+def cycle_family_scores(config: Config, models) -> dict[str, float]:
+    """The training loop's evaluation: A -> B -> A cycle PSNR with and without the key."""
+    from egan_jax.families.egan_image import cached_variants
+    from egan_jax.image_quality import cycle_psnr
+
+    test_a, test_b = _cycle_test(config)
+    g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
+    keyed = np.asarray(cached_variants(config).authorized.apply(test_a))
+    results = {
+        "cycle_psnr_a": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(keyed))))),
+        "cycle_psnr_a_no_key": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(test_a))))),
+        "cycle_psnr_b": float(np.mean(cycle_psnr(test_b, g_ab(keyed_of(config, g_ba(test_b)))))),
+    }
+    models["generator_ab"].train()
+    return results
+
+
+def keyed_of(config: Config, images: np.ndarray) -> np.ndarray:
+    from egan_jax.families.egan_image import cached_variants
+
+    return np.asarray(cached_variants(config).authorized.apply(images))
+
+
+def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str | None):
+    from egan_jax.image_quality import cycle_psnr
+    from egan_jax.metrics import compute_fid
+
+    test_a, test_b = _cycle_test(config)
+    network, metric = feature_network(config, cache_dir)
+    g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
+
+    def row(name: str, kind: str, fake_b: np.ndarray, backward) -> dict[str, Any]:
+        return {
+            "name": name,
+            "kind": kind,
+            "fd_a_to_b": compute_fid(fake_b, test_b, network),
+            "cycle_psnr_a": float(np.mean(cycle_psnr(test_a, backward(fake_b)))),
+        }
+
+    rows, previews = [], {"source A": test_a[:PREVIEWS]}
+    fake_a = g_ba(test_b)
+    rows.append(
+        {
+            "name": "source A untranslated",
+            "kind": "reference",
+            "fd_a_to_b": compute_fid(test_a, test_b, network),
+            "cycle_psnr_a": None,
+        }
+    )
+    rows.append(
+        {
+            "name": "B→A by G_ba (unprotected)",
+            "kind": "reference",
+            "fd_a_to_b": None,
+            "fd_b_to_a": compute_fid(fake_a, test_a, network),
+            "cycle_psnr_a": None,
+        }
+    )
+    if baseline is not None:
+        from egan_jax.train import load_trained
+
+        _, base, _ = load_trained(baseline)
+        base_ab, base_ba = forward_fn(base["generator_ab"]), forward_fn(base["generator_ba"])
+        fake_b = base_ab(test_a)
+        rows.append(row("unprotected baseline", "baseline", fake_b, base_ba))
+        previews["unprotected baseline"] = fake_b[:PREVIEWS]
+    for variant in _inputs(config, key, spec):
+        fake_b = g_ab(np.asarray(variant.apply(test_a)))
+        rows.append(row(variant.name, variant.kind, fake_b, g_ba))
+        previews[variant.name] = fake_b[:PREVIEWS]
+    return rows, previews, metric
+
+
+# --- summary, goals, files -----------------------------------------------------------------------
+UNAUTHORIZED = ("no_key", "random_key", "near_key", "near_material")
+
+
+def summarize(family: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-kind mean ± sd and the worst case (the unauthorized input closest to working); goals."""
+    metric, higher_is_better = ("psnr_y", True) if family == "egan_srgan" else ("fd_a_to_b", False)
+    by_kind: dict[str, list[float]] = {}
+    for row in rows:
+        if row.get(metric) is not None:
+            by_kind.setdefault(row["kind"], []).append(row[metric])
+    best = max if higher_is_better else min
+    kinds = {
+        kind: {
+            "count": len(values),
+            "mean": float(np.mean(values)),
+            "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+            "worst": float(best(values)),
+        }
+        for kind, values in by_kind.items()
+    }
+    summary: dict[str, Any] = {"metric": metric, "kinds": kinds, "goals": {}}
+    unauthorized = [kinds[k]["worst"] for k in UNAUTHORIZED if k in kinds]
+    correct = kinds["authorized"]["mean"]
+    if family == "egan_srgan":
+        worst = max(unauthorized)
+        if "baseline" in kinds:
+            drop = kinds["baseline"]["mean"] - correct
+            summary["correct_drop_db"] = drop
+            summary["goals"][f"correct key PSNR <= {GOAL_PSNR_DROP_DB} dB below baseline"] = (
+                drop <= GOAL_PSNR_DROP_DB
+            )
+        bicubic = kinds["bicubic"]["mean"]
+        summary["worst_unauthorized_psnr"] = worst
+        summary["goals"]["every unauthorized PSNR below bicubic"] = worst < bicubic
+    else:
+        worst = min(unauthorized)
+        summary["worst_unauthorized_ratio"] = worst / correct
+        summary["goals"][f"every unauthorized FD >= {GOAL_CYCLE_RATIO}x the correct key's"] = (
+            worst / correct >= GOAL_CYCLE_RATIO
+        )
+        if "baseline" in kinds:
+            summary["correct_ratio_to_baseline"] = correct / kinds["baseline"]["mean"]
+    return summary
+
+
+def _cell(value: Any, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_table(family: str, rows: list[dict[str, Any]], metric_name: str = "") -> str:
+    if family == "egan_srgan":
+        lines = ["| input | kind | Y-PSNR (dB) | Y-SSIM |", "|---|---|---:|---:|"]
+        for r in rows:
+            lines.append(
+                f"| {r['name']} | {r['kind']} | {_cell(r['psnr_y'])} | {_cell(r['ssim_y'], 3)} |"
+            )
+        return "\n".join(lines)
+    lines = [
+        f"| input | kind | A→B {metric_name} | A→B→A cycle PSNR (dB) | note |",
+        "|---|---|---:|---:|---|",
+    ]
+    for r in rows:
+        note = r.get("note", "")
+        if r.get("fd_b_to_a") is not None:
+            note = f"B→A Fréchet distance {r['fd_b_to_a']:.2f}"
+        lines.append(
+            f"| {r['name']} | {r['kind']} | {_cell(r.get('fd_a_to_b'))} | "
+            f"{_cell(r.get('cycle_psnr_a'))} | {note} |"
+        )
+    return "\n".join(lines)
+
+
+def save_rgb_grid(previews: dict[str, np.ndarray], path: Path, *, scale: int = 2) -> Path:
+    """One row of images per input kind, its name on the left (RGB PNG)."""
+    label_width = 130
+    rows = [image_grid(images, columns=len(images)) for images in previews.values()]
+    height = max(r.shape[0] for r in rows) * scale
+    width = max(r.shape[1] for r in rows) * scale
+    canvas = Image.new("RGB", (label_width + width, height * len(rows)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for i, (name, grid) in enumerate(zip(previews, rows, strict=True)):
+        grid = np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid
+        tile = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale))
+        canvas.paste(tile, (label_width, i * height))
+        draw.text((4, i * height + height // 2 - 5), name, fill=(0, 0, 0))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return path
+
+
+def _grid_subset(previews: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    keep = [n for n in previews if not n.startswith(("random key", "near"))]
+    for prefix, count in (("random key", 2), ("near key", 1), ("near material", 2)):
+        keep += [n for n in previews if n.startswith(prefix)][:count]
+    return {n: previews[n] for n in keep}
+
+
+def write_report(out: Path, family: str, rows, summary, previews, meta) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    grid = save_rgb_grid(_grid_subset(previews), out / "grid.png")
+    (out / "report.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2) + "\n"
+    )
+    lines = [f"- {kind}: {s['count']} × mean {s['mean']:.2f} ± {s['sd']:.2f}, worst {s['worst']:.2f}"
+             for kind, s in summary["kinds"].items()]  # fmt: skip
+    lines += [f"- goal {g}: {'met' if ok else 'NOT met'}" for g, ok in summary["goals"].items()]
+    md = [
+        f"# EGAN protection report ({family}): {meta['workdir']}",
+        "",
+        f"Key {meta['key_fingerprint']}, step {meta['step']}, seed {meta['seed']}, "
+        f"{meta['images']} held-out images. Worst = the unauthorized input closest to working.",
+        "",
+        markdown_table(family, rows, meta.get("metric_name", "")),
+        "",
+        *lines,
+        "",
+        "![samples](grid.png)",
+        "",
+    ]
+    (out / "report.md").write_text("\n".join(md))
+    return {"json": out / "report.json", "markdown": out / "report.md", "grid": grid}
+
+
+def evaluate_workdir(
+    workdir: str | Path,
+    *,
+    key: SecretKey | None = None,
+    baseline: str | Path | None = None,
+    out: str | Path | None = None,
+    seed: int = 0,
+    random_keys: int = 10,
+    near_keys: int = 2,
+    near_materials: int = 2,
+    cache_dir: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a protected egan_srgan / egan_cyclegan workdir; write and return the report.
+
+    `key` defaults to the run's key file (or the demo key); a checkpoint trained with another key
+    raises `KeyMismatchError`.
+    """
+    from egan_jax.families.egan_image import load_key
+    from egan_jax.train import load_trained
+
+    workdir = Path(workdir)
+    config = read_config(workdir / "config.json")
+    if config.family not in FAMILIES:
+        raise ConfigError(
+            f"{workdir} holds a {config.family!r} run; this report needs one of {list(FAMILIES)}"
+        )
+    key = key or load_key(config)
+    config, models, step = load_trained(workdir, key_fingerprint=key.fingerprint)
+    spec = UnauthorizedSpec(
+        random_keys=random_keys, near_keys=near_keys, near_materials=near_materials,
+        seed=seed, label="evaluate",
+    )  # fmt: skip
+    base = Path(baseline) if baseline is not None else None
+    metric_name = "Y-PSNR"
+    if config.family == "egan_srgan":
+        rows, previews = sr_rows(config, models, key, spec, base)
+        images = len(_sr_tiles(config)[0])
+    else:
+        rows, previews, metric_name = cycle_rows(config, models, key, spec, base, cache_dir)
+        images = len(_cycle_test(config)[0])
+    summary = summarize(config.family, rows)
+    meta = {
+        "workdir": str(workdir),
+        "family": config.family,
+        "key_fingerprint": key.fingerprint,
+        "step": step,
+        "seed": seed,
+        "images": images,
+        "metric_name": metric_name,
+        "baseline": str(base) if base else None,
+    }
+    paths = write_report(
+        Path(out) if out else workdir / "report", config.family, rows, summary, previews, meta
+    )
+    return {"meta": meta, "rows": rows, "summary": summary,
+            "paths": {k: str(v) for k, v in paths.items()}}  # fmt: skip
+
+
+# --- `egan evaluate` ----------------------------------------------------------------------------
+def is_image_run(workdir: str | Path) -> bool:
+    """Whether `workdir` holds an egan_srgan / egan_cyclegan run (the CLI's dispatch test)."""
+    path = Path(workdir) / "config.json"
+    if not path.exists():
+        return False
+    return json.loads(path.read_text()).get("family") in FAMILIES
+
+
+def run_cli(args) -> int:
+    """`egan evaluate` for these families: the report, its table and paths printed."""
+    key = SecretKey.load(args.key) if args.key else None
+    report = evaluate_workdir(
+        args.workdir,
+        key=key,
+        baseline=args.baseline,
+        out=args.out,
+        seed=args.seed,
+        random_keys=args.random_keys,
+        cache_dir=args.cache_dir,
+    )
+    print(markdown_table(report["meta"]["family"], report["rows"], report["meta"]["metric_name"]))
+    for goal, met in report["summary"]["goals"].items():
+        print(f"goal {goal}: {'met' if met else 'NOT met'}")
+    print(json.dumps(report["paths"]))
+    return 0

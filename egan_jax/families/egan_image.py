@@ -1,0 +1,237 @@
+"""What the EGAN-protected image-to-image families (SRGAN, CycleGAN) share (issue 6).
+
+The protected generator sees the key-transformed input a_k(x): a Kiya block transform of the image
+(`transforms.compose.Pipeline`, block size `model.block`, steps `model.steps`, shuffle + negative/
+positive by default). A convolutional generator is translation-equivariant, so it cannot undo a
+per-block permutation by itself (the right inverse depends on a pixel's position inside its block);
+`KeyedGenerator` therefore puts a learned per-block linear map in front of the family's generator
+(`attacks.BlockAdapter`, kernel = stride = M, initialised to the identity) — the family of maps a
+shuffle + NP transform lives in. It trains with `model.adapter_lr_scale` × the learning rate, since
+from the identity it has to travel to a signed permutation (entries move by ~1; Adam at 1e-4 moves a
+weight ~1e-4 per step). A separable front layer invites a trivial attack — delete it and feed raw
+images — so with `model.adapter_bypass` the raw image through the generator *without* the adapter
+is one more unauthorized input (on `fraction / (variants + 1)` of the batch): the adapter must then
+map a_k(x) to something other than x, and the key is no longer only in a removable layer.
+
+Unauthorized inputs u(x) (no key = the raw image, seeded random keys, near-miss secrets and near-miss
+material; `egan_jax.unauthorized`) run through the same generator on the first
+`loss.unauthorized.fraction` of the batch, one variant per example (`unauthorized.mix`), and the
+self-adversarial term of `egan_jax.protection` pushes their outputs (or generator features) away
+from the authorized ones. Key handling is egan_dcgan's: `model.key_file` (None: the public demo
+key), checkpoints store only the fingerprint (`key_fingerprint`), another key is a
+`KeyMismatchError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from egan_jax import protection
+from egan_jax.attacks import BlockAdapter
+from egan_jax.config import Config
+from egan_jax.errors import ConfigError
+from egan_jax.families import Models, Optimizers, adam, learning_rate_schedule
+from egan_jax.families.egan_dcgan import (
+    BATCH_NORM_MODES,
+    SelfAdversarialConfig,
+    UnauthorizedConfig,
+    batch_norm_mode,
+    key_fingerprint,
+    load_key,
+    objective_config,
+)
+from egan_jax.transforms.compose import validate_config
+from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix
+
+__all__ = [
+    "KeyConfig",
+    "KeyedGenerator",
+    "SelfAdversarialConfig",
+    "UnauthorizedConfig",
+    "check_protection",
+    "key_fingerprint",
+    "keyed_optimizer",
+    "load_key",
+    "objective_config",
+    "transform_config",
+    "unauthorized_features",
+    "variants",
+]
+
+FEATURE_KINDS = ("output", "generator")
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyConfig:
+    """The key fields of a protected image model (mixed into each family's ModelConfig)."""
+
+    key_file: str | None = None  # None: the public demo key (never for real models)
+    block: int = 4  # block size M of the key transform
+    steps: tuple[str, ...] = ("shuffle", "np")  # transforms.compose.STEPS, in order ("ffx" too)
+    ffx_variant: str = "decimal"
+    adapter: bool = True  # the learned per-block input map (see the module doc)
+    adapter_lr_scale: float = 100.0
+    # also push G without its adapter (raw input) away, so that deleting the adapter is no bypass
+    adapter_bypass: bool = True
+
+
+def transform_config(config: Config) -> dict:
+    """The `Pipeline` config of the key transform (no key material)."""
+    m = config.model
+    return {
+        "block": m.block,
+        "steps": list(m.steps),
+        "channels": config.data.channels,
+        "ffx_variant": m.ffx_variant,
+    }
+
+
+def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
+    """Validate the key transform, the self-adversarial terms and the unauthorized spec."""
+    validate_config(transform_config(config))
+    m, u = config.model, config.loss.unauthorized
+    for size in image_sizes:
+        if size % m.block:
+            raise ConfigError(
+                f"the generator's input is {size} px, not a multiple of model.block={m.block}; "
+                "pick a block size that divides it (e.g. 4) or change data.image_size"
+            )
+    if not m.adapter_lr_scale > 0:
+        raise ConfigError(f"model.adapter_lr_scale must be positive, got {m.adapter_lr_scale}")
+    if not 0 < u.fraction <= 1:
+        raise ConfigError(f"loss.unauthorized.fraction must be in (0, 1], got {u.fraction}")
+    if u.batch_norm not in BATCH_NORM_MODES:
+        raise ConfigError(
+            f"loss.unauthorized.batch_norm={u.batch_norm!r}; valid: {list(BATCH_NORM_MODES)}"
+        )
+    if config.loss.self_adversarial.features not in FEATURE_KINDS:
+        raise ConfigError(
+            f"loss.self_adversarial.features={config.loss.self_adversarial.features!r}: the image "
+            f"families support {list(FEATURE_KINDS)}"
+        )
+    if config.loss.self_adversarial.ntl_weight > 0:
+        raise ConfigError("loss.self_adversarial.ntl_weight is DCGAN-only; set it to 0")
+    protection.compose(objective_config(config))  # names and hyperparameters
+
+
+def variants(config: Config, key=None, spec: UnauthorizedSpec | None = None) -> Variants:
+    """The authorized block transform and the unauthorized ones (training's spec by default)."""
+    if spec is None:
+        u = config.loss.unauthorized
+        spec = UnauthorizedSpec(
+            no_key=u.no_key,
+            random_keys=u.random_keys,
+            near_keys=u.near_keys,
+            near_materials=u.near_materials,
+            seed=config.seed,
+            label="train",
+        )
+    return make_variants("image", transform_config(config), key or load_key(config), spec)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_variants(config: Config) -> Variants:
+    return variants(config)
+
+
+class KeyedGenerator(nnx.Module):
+    """`generator(adapter(x))`: the family's generator behind a learned per-block input map."""
+
+    def __init__(self, generator: nnx.Module, *, block: int, channels: int, use_adapter: bool,
+                 rngs: nnx.Rngs):  # fmt: skip
+        self.adapter = BlockAdapter(block, channels, rngs=rngs) if use_adapter else None
+        self.generator = generator
+
+    def __call__(self, x: jax.Array, *, return_features: bool = False):
+        if self.adapter is not None:
+            x = self.adapter(x)
+        return self.generator(x, return_features=return_features)
+
+
+def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerator:
+    m = config.model
+    return KeyedGenerator(
+        generator, block=m.block, channels=config.data.channels, use_adapter=m.adapter, rngs=rngs
+    )
+
+
+def _adapter_label(path, _) -> str:
+    return "adapter" if getattr(path[0], "key", None) == "adapter" else "network"
+
+
+def keyed_optimizer(config: Config, model: KeyedGenerator) -> nnx.Optimizer:
+    """Adam for a keyed generator: the adapter at `adapter_lr_scale` × the learning rate."""
+    schedule = learning_rate_schedule(config)
+    scale = config.model.adapter_lr_scale
+    scaled = (lambda step: scale * schedule(step)) if callable(schedule) else scale * schedule
+    optim = config.optim
+    tx = optax.multi_transform(
+        {"adapter": optax.adam(scaled, b1=optim.b1, b2=optim.b2), "network": adam(config)},
+        lambda params: jax.tree_util.tree_map_with_path(_adapter_label, params),
+    )
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
+
+
+def unauthorized_features(
+    config: Config,
+    generator: nnx.Module,
+    x: jax.Array,
+    authorized_output: jax.Array,
+    authorized_features: Mapping[str, jax.Array],
+    key: jax.Array,
+) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """`{kind: (authorized, unauthorized)}` features of the first `fraction` of the raw batch `x`.
+
+    Each of those examples goes through one unauthorized variant (chosen from `key`) and the
+    generator, with batch norm as `loss.unauthorized.batch_norm` says.
+    """
+    u, sa = config.loss.unauthorized, config.loss.self_adversarial
+    unauthorized = cached_variants(config).unauthorized
+    if not unauthorized:
+        raise ConfigError("loss.unauthorized enables no variant; enable no_key or some keys")
+    count = max(1, int(round(x.shape[0] * u.fraction)))
+    x_u, _ = mix(unauthorized, x[:count], key)
+    pairs = [(slice(0, count), generator, x_u)]
+    if config.model.adapter and config.model.adapter_bypass:
+        bypass = max(1, count // (len(unauthorized) + 1))
+        pairs.append((slice(0, bypass), generator.generator, x[:bypass]))
+    needed = protection.required_features(objective_config(config))
+    name = sa.generator_feature
+    auth, unauth = {kind: [] for kind in needed}, {kind: [] for kind in needed}
+    with batch_norm_mode(generator, u.batch_norm):
+        for rows, network, inputs in pairs:
+            output_u, features_u = network(inputs, return_features=True)
+            if "generator" in needed and name not in features_u:
+                raise ConfigError(
+                    f"loss.self_adversarial.generator_feature={name!r}; valid: {sorted(features_u)}"
+                )
+            for kind, a, b in (
+                ("output", authorized_output, output_u),
+                ("generator", authorized_features.get(name), features_u.get(name)),
+            ):
+                if kind in needed:
+                    auth[kind].append(a[rows])
+                    unauth[kind].append(b)
+    return {k: (jnp.concatenate(auth[k]), jnp.concatenate(unauth[k])) for k in needed}
+
+
+def authorize(config: Config):
+    """a_k as a jittable function of an NHWC float batch."""
+    return cached_variants(config).authorized.apply
+
+
+def protected_optimizers(config: Config, models: Models, keyed_roles, other_roles) -> Optimizers:
+    """The keyed generators' optimizers (adapter scaled) and plain Adam for the other roles."""
+    from egan_jax.families import adam_optimizers
+
+    optimizers = adam_optimizers(config, models, tuple(other_roles))
+    for role in keyed_roles:
+        optimizers[role] = keyed_optimizer(config, models[role])
+    return optimizers
