@@ -97,6 +97,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if classifier_cmd.is_classifier_run(args.workdir):  # key-protected classifiers: accuracy table
         return classifier_cmd.run_evaluate(args)
+    from egan_jax import evaluate_i2i
+
+    if evaluate_i2i.is_image_run(args.workdir):  # egan_srgan / egan_cyclegan: PSNR / FD tables
+        return evaluate_i2i.run_cli(args)
     from egan_jax.evaluate import evaluate_workdir, markdown_table
 
     report = evaluate_workdir(
