@@ -23,6 +23,9 @@ from egan_jax.config import (
 from egan_jax.families.egan_image import SelfAdversarialConfig, UnauthorizedConfig
 from egan_jax.families.egan_srgan import LossConfig, ModelConfig
 
+# SRGAN's bicubic-residual generator option (measured with it); absent from older SRGAN models.
+BICUBIC_SKIP = {"skip": "bicubic"} if "skip" in ModelConfig.__dataclass_fields__ else {}
+
 
 def get_config() -> Config:
     return Config(
@@ -33,7 +36,6 @@ def get_config() -> Config:
             width=32,
             num_blocks=4,
             output="tanh",
-            skip="bicubic",
             discriminator_width=32,
             key_file=None,
             block=4,
@@ -41,6 +43,7 @@ def get_config() -> Config:
             adapter=True,
             adapter_lr_scale=100.0,
             adapter_bypass=True,
+            **BICUBIC_SKIP,
         ),  # fmt: skip
         loss=LossConfig(
             pretrain_steps=250,
