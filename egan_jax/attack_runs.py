@@ -174,9 +174,10 @@ def attack_estimate(
 
 def _thief_run(source, workdir: Path, name: str, steps: int | None, **kwargs):
     """Train the thief's run `name` (quiet) from `attacks.finetune_config(source, ...)`."""
-    from egan_jax.attacks import finetune_config
+    from egan_jax.attacks import _stolen_state, finetune_config
     from egan_jax.train import train_and_evaluate
 
+    _stolen_state(str(workdir.absolute()))  # loaded here: the engine builds models under a trace
     attack = finetune_config(source, workdir, **kwargs)
     overrides = {"log": dataclasses.replace(attack.log, quiet=True, sample_every=0)}
     if steps:
@@ -188,7 +189,6 @@ def _thief_run(source, workdir: Path, name: str, steps: int | None, **kwargs):
 def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None):
     """Fine-tuning without the key (with / without the discriminator) vs the from-scratch thief;
     also whether the owner's key and watermarks still work on the fine-tuned generator."""
-    from egan_jax.attacks import _stolen_state
     from egan_jax.config import read_config
     from egan_jax.families.egan_dcgan import load_key, variants
 
@@ -198,7 +198,6 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
     scorer = FrechetScorer(source, cache_dir=cache_dir)
     z = latents(source, num_samples, seed)
     authorized = variants(source, key).authorized
-    _stolen_state(str(workdir.absolute()))
     rows = []
     settings = (("with D", True, False), ("without D", False, False), ("from scratch", True, True))
     for label, keep_d, scratch in settings:

@@ -274,3 +274,17 @@ def fresh_near_feature(
         h = h + jnp.asarray(material.offsets, h.dtype)
     gathered = jnp.take_along_axis(h, chosen_perm.reshape(shape), axis=-1)
     return gathered * chosen_signs.reshape(shape), use_sign.astype(jnp.int32)
+
+
+def mix_with_fresh_near(
+    variants: tuple[Variant, ...], owner, fresh_count: int, key: jax.Array, h: jax.Array
+) -> jax.Array:
+    """The first `fresh_count` rows of feature map `h` through fresh near misses of the owner's
+    material (`fresh_near_feature`), the rest through one fixed variant each (`mix`)."""
+    if fresh_count == 0:
+        return mix(variants, h, key)[0]
+    mix_key, near_key = jax.random.split(key)
+    near, _ = fresh_near_feature(owner, h[:fresh_count], near_key)
+    if fresh_count >= h.shape[0] or not variants:
+        return near[: h.shape[0]]
+    return jnp.concatenate([near, mix(variants, h[fresh_count:], mix_key)[0]])

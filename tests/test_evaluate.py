@@ -45,7 +45,7 @@ def test_markdown_table_and_labelled_grid(tmp_path):
     assert image[:, 110:].std() > 0
 
 
-def test_make_generate_matches_the_baked_in_variants_for_the_feature_design(tmp_path):
+def test_make_generate_matches_the_baked_in_variants_for_the_feature_lock_design(tmp_path):
     from flax import nnx
 
     from egan_jax.families import egan_dcgan, get_family
@@ -54,17 +54,27 @@ def test_make_generate_matches_the_baked_in_variants_for_the_feature_design(tmp_
 
     config = load_config(
         REPO / "experiments" / "egan_dcgan_digits.py",
-        [*TINY_OVERRIDES, "model.design=feature_perm"],
+        [*TINY_OVERRIDES, "model.design=feature_lock"],
     )
     graphdef, state = initial_state(get_family("egan_dcgan"), config)
     generator = nnx.merge(graphdef, state)["models"]["generator"]
     key = SecretKey.from_bytes(bytes(32))
+    generator.key_lock = egan_dcgan.KeyLock(  # the checkpoint's γ is the owner's
+        egan_dcgan.variants(config, key).authorized.material.lock_value()
+    )
     vs = egan_dcgan.variants(
-        config, key, UnauthorizedSpec(random_keys=1, near_keys=0, near_materials=1)
+        config, key, UnauthorizedSpec(random_keys=0, near_keys=0, near_materials=1)
     )
     generate = evaluate.make_generate(config, generator)
     z = np.asarray(jax.random.normal(jax.random.key(0), (4, config.model.latent_dim)))
+    run = nnx.jit(lambda g, z, v: egan_dcgan.generate_variant(g, z, v, config), static_argnums=2)
     for variant in (vs.authorized, *vs.unauthorized):
-        with egan_dcgan.feature_hook(generator, variant.apply):
-            expected = np.asarray(nnx.jit(lambda g, z: g(z))(generator, z))
+        expected = np.asarray(run(generator, z, variant))
         np.testing.assert_allclose(generate(variant, z), expected, atol=1e-5)
+    assert not np.allclose(generate(vs.authorized, z), generate(vs.unauthorized[-1], z), atol=0.1)
+
+
+def test_watermark_notes_say_whether_each_mark_verifies():
+    note = evaluate.watermark_note({"logo_ssim": 0.91, "bit_error_rate": 0.25})
+    assert note == "logo SSIM 0.910 (verified), bit error rate 0.250 (NOT verified)"
+    assert evaluate.watermark_note({}) == ""

@@ -64,7 +64,13 @@ def test_protected_training_fingerprint_resume_and_report(tmp_path, keys, monkey
     from egan_jax import evaluate
     from egan_jax.train import load_trained, train_and_evaluate
 
-    config = egan_config(keys["a"])
+    config = egan_config(
+        keys["a"],
+        "loss.unauthorized.fresh_near=0.5",  # the default design, feature_lock
+        "loss.watermark.trigger_weight=1.0",
+        "loss.watermark.logo_weight=1.0",
+        "loss.watermark.signature_weight=1.0",
+    )
     first = train_and_evaluate(config, tmp_path / "run1")
     assert first.step == 2
     assert -1.0 <= first.metrics["g_self_adversarial"] <= 0.0
@@ -75,7 +81,11 @@ def test_protected_training_fingerprint_resume_and_report(tmp_path, keys, monkey
         if path.is_file():
             assert secret not in path.read_bytes(), path
     # another key: resuming and loading are refused
-    other = egan_config(keys["b"], "train.steps=3")
+    other = dataclasses.replace(
+        config,
+        model=dataclasses.replace(config.model, key_file=str(keys["b"])),
+        train=dataclasses.replace(config.train, steps=3),
+    )
     with pytest.raises(KeyMismatchError, match="fingerprint"):
         train_and_evaluate(other, tmp_path / "run1")
     with pytest.raises(KeyMismatchError):
@@ -87,13 +97,22 @@ def test_protected_training_fingerprint_resume_and_report(tmp_path, keys, monkey
     report = evaluate.evaluate_workdir(tmp_path / "run1", num_samples=16, random_keys=2)
     kinds = [row["kind"] for row in report["rows"]]
     assert kinds.count("authorized") == 1 and kinds.count("random_key") == 2
-    assert {"no_key", "near_key", "near_material"} <= set(kinds)
+    assert {"no_key", "near_key", "near_material", "watermark"} <= set(kinds)
     folder = tmp_path / "run1" / "report"
     assert json.loads((folder / "report.json").read_text())["rows"] == report["rows"]
     assert (folder / "grid.png").stat().st_size > 0
     assert "| correct key |" in (folder / "report.md").read_text()
     with pytest.raises(KeyMismatchError):
         evaluate.evaluate_workdir(tmp_path / "run1", key=SecretKey.load(keys["b"]), num_samples=16)
+    # the watermark-overwrite attack: the thief's run, then both parties' marks measured
+    from egan_jax import attack_runs
+
+    monkeypatch.setattr(attack_runs, "FrechetScorer", MeanScorer)
+    rows = attack_runs.attack_watermark_overwrite(tmp_path / "run1", num_samples=16, steps=1)
+    owner, thief = rows
+    assert {"logo_ssim", "bit_error_rate"} <= set(owner) and "verified" in owner["note"]
+    assert {"thief_logo_ssim", "thief_bit_error_rate"} <= set(thief)
+    assert (tmp_path / "run1" / "attacks" / "overwrite.json").exists()
 
 
 def test_feature_design_routes_the_key_through_the_generator_hook(keys):
@@ -116,7 +135,7 @@ def test_feature_design_routes_the_key_through_the_generator_hook(keys):
 
 def test_config_errors_name_the_field(keys):
     family = get_family("egan_dcgan")
-    config = egan_config(keys["a"])
+    config = egan_config(keys["a"], "loss.unauthorized.fresh_near=0.5")
     bad = [
         ("model", {"design": "pixels"}, "model.design"),
         (
@@ -124,6 +143,7 @@ def test_config_errors_name_the_field(keys):
             {"unauthorized": dataclasses.replace(config.loss.unauthorized, fraction=0.0)},
             "fraction",
         ),
+        ("model", {"design": "latent_offset"}, "fresh_near"),  # with fresh_near > 0 (below)
         (
             "loss",
             {
@@ -188,24 +208,3 @@ def test_feature_lock_design_matches_the_plain_permutation_with_the_key(keys):
         run = nnx.jit(lambda g, z, c=config, v=authorized: egan_dcgan.generate_variant(g, z, v, c))
         outputs.append(np.asarray(run(generator, z)))
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-3)
-
-
-def test_feature_lock_trains_with_fresh_near_misses(keys, tmp_path):
-    from egan_jax.train import train_and_evaluate
-
-    config = egan_config(
-        keys["a"],
-        "model.design=feature_lock",
-        "loss.unauthorized.fresh_near=0.5",
-        "train.steps=1",
-        "log.quiet=true",
-    )
-    result = train_and_evaluate(config, tmp_path / "run")
-    assert np.isfinite(result.metrics["g_loss"])
-    assert -1.0 <= result.metrics["g_self_adversarial"] <= 0.0
-    bad = dataclasses.replace(
-        config,
-        model=dataclasses.replace(config.model, design="latent_offset"),
-    )
-    with pytest.raises(ConfigError, match="fresh_near"):
-        get_family("egan_dcgan").make_train_step(bad)

@@ -89,3 +89,27 @@ def test_sign_loss_gradient_moves_scales_towards_their_bits():
     params = nnx.state(model, nnx.Param)
     nnx.update(model, jax.tree_util.tree_map(lambda p, g: p - 50.0 * g, params, grads))
     assert watermark.signature_ber(model, bits) < before
+
+
+def test_black_box_loss_adds_the_logo_region_term():
+    logo = jnp.asarray(watermark.make_logo(4, 1))
+    clean = jax.random.uniform(jax.random.key(0), (2, 16, 16, 1), minval=-1.0, maxval=1.0)
+    marked = watermark.paste_logo(clean, logo)
+    base = watermark.black_box_loss(clean, clean, logo)
+    np.testing.assert_allclose(base, watermark.trigger_loss(clean, marked), atol=1e-6)
+    weighted = watermark.black_box_loss(clean, clean, logo, logo_weight=2.0)
+    np.testing.assert_allclose(
+        weighted, base + 2.0 * (1.0 - watermark.logo_ssim(clean, logo)), atol=1e-6
+    )
+    assert np.all(np.asarray(watermark.black_box_loss(marked, clean, logo, logo_weight=2.0)) < 1e-5)
+
+
+def test_verification_thresholds():
+    assert watermark.verified({"logo_ssim": 0.8, "bit_error_rate": 0.0}) == {
+        "logo_ssim": True,
+        "bit_error_rate": True,
+    }
+    assert watermark.verified({"logo_ssim": 0.5, "bit_error_rate": 0.2}) == {
+        "logo_ssim": False,
+        "bit_error_rate": False,
+    }

@@ -12,12 +12,15 @@ Designs (`model.design`, registry `DESIGNS`) — where the key acts:
   (`transforms.latent`), which a generator *can* tell apart from prior samples;
 * ``feature_perm``: a key permutation + sign flip of the first feature map (the generator's
   `feature_transform` hook); unauthorized = identity or another key's permutation;
+* ``feature_lock``: the same after a key offset, the generator storing γ = a_k(0) (`KeyLock`) and
+  subtracting it, so any near miss leaves a large residual (`egan_jax.feature_lock`);
 * ``latent_perm``: permutation + sign flip of z — a control that cannot work (an isotropic Gaussian
   is invariant under it; see `transforms/latent.py`).
 
 The unauthorized pass runs on the first `unauthorized.fraction` of the batch, one variant per
-example (`unauthorized.mix`), with batch norm in running-average mode (what a thief's eval-mode
-generator sees; it also leaves the running statistics to the authorized passes).
+example (`unauthorized.mix`; a `fresh_near` share gets near misses drawn fresh each step), with
+batch norm in running-average mode (what a thief's eval-mode generator sees; it also leaves the
+running statistics to the authorized passes).
 
 The key comes from `model.key_file` (None: the public demo key — never for real models); the
 checkpoints store only its fingerprint, so resuming or evaluating with another key is a
@@ -27,7 +30,6 @@ checkpoints store only its fingerprint, so resuming or evaluating with another k
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -41,117 +43,45 @@ from egan_jax.config import Config, DataConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, adam_optimizers
 from egan_jax.families import dcgan as plain
+from egan_jax.families.egan_dcgan_config import (  # re-exported: configs import them from here
+    BATCH_NORM_MODES,
+    DESIGNS,
+    FEATURE_KINDS,
+    Design,
+    LossConfig,
+    ModelConfig,
+    SelfAdversarialConfig,
+    UnauthorizedConfig,
+    WatermarkConfig,
+)
 from egan_jax.keys import SecretKey
 from egan_jax.unauthorized import (
     UnauthorizedSpec,
     Variant,
     Variants,
-    fresh_near_feature,
     make_variants,
     mix,
+    mix_with_fresh_near,
 )
 
+__all__ = [
+    "BATCH_NORM_MODES",
+    "DESIGNS",
+    "FAMILY",
+    "FEATURE_KINDS",
+    "Design",
+    "KeyLock",
+    "LossConfig",
+    "ModelConfig",
+    "SelfAdversarialConfig",
+    "UnauthorizedConfig",
+    "WatermarkConfig",
+]
 DEMO_PASSPHRASE = "egan_jax demo key: never use for real models"
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    latent_dim: int = 128
-    width: int = 64
-    upsample: str = "vjp"
-    design: str = "feature_perm"  # a key of DESIGNS (the measured better one, see the report)
-    key_file: str | None = None  # None: the public demo key
-    radius: float = 3.0  # latent_offset: offset norm radius·√D
-    region_margin: float = 2.0  # latent_halfspace: ⟨u, z⟩ > margin
-    feature_signs: bool = True  # feature_perm / feature_lock: also flip key-chosen channel signs
-    offset_gap: float = 16.0  # feature_lock: the smallest gap between two key offsets
-
-
-@dataclasses.dataclass(frozen=True)
-class SelfAdversarialConfig:
-    weight: float = 1.0
-    divergence: str = "l1"
-    margin: float = 1.0
-    features: str = "output"  # "output" | "generator" | "discriminator"
-    generator_feature: str = "block3"
-    discriminator_feature: str = "final"
-    ntl_weight: float = 0.0  # the NTL product form, added when > 0
-
-
-@dataclasses.dataclass(frozen=True)
-class UnauthorizedConfig:
-    fraction: float = 0.5  # share of the batch that also runs through unauthorized variants
-    no_key: bool = True
-    random_keys: int = 4
-    near_keys: int = 2
-    near_materials: int = 2
-    # share of the unauthorized examples that get a near miss of the owner's material drawn fresh
-    # every step (one transposition or one sign flip; feature design only)
-    fresh_near: float = 0.0
-    batch_norm: str = "running"  # "running" (eval-mode statistics) or "batch"
-
-
-@dataclasses.dataclass(frozen=True)
-class WatermarkConfig:
-    trigger_weight: float = 0.0  # black-box: 1 − SSIM(G(a(trigger z)), G(a z) with logo)
-    trigger: str = "cdf"  # a key of watermark.TRIGGERS
-    logo_size: int = 0  # 0: a quarter of the image side
-    logo_weight: float = 0.0  # extra 1 − SSIM inside the logo region (what verification reads)
-    # the trigger pass's batch norm: "running" matches verification (eval mode); "batch" is
-    # IPR-GAN's (batch statistics, running averages untouched)
-    batch_norm: str = "running"
-    signature_weight: float = 0.0  # white-box: sign loss on batch-norm scales
-    signature: str = "EGAN"
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-    kind: str = "hinge"
-    discriminator_steps: int = 1
-    adversarial_weight: float = 1.0
-    self_adversarial: SelfAdversarialConfig = SelfAdversarialConfig()
-    unauthorized: UnauthorizedConfig = UnauthorizedConfig()
-    watermark: WatermarkConfig = WatermarkConfig()
-
-
-@dataclasses.dataclass(frozen=True)
-class Design:
-    """Where the key acts: `kind` is an `unauthorized.ADAPTERS` name; `transform` its config."""
-
-    kind: str
-    transform: Callable[[ModelConfig], dict]
-
-
-DESIGNS: dict[str, Design] = {
-    "latent_offset": Design(
-        "latent", lambda m: {"dim": m.latent_dim, "steps": ["offset"], "radius": m.radius}
-    ),
-    "latent_halfspace": Design(
-        "latent", lambda m: {"dim": m.latent_dim, "steps": ["halfspace"], "margin": m.region_margin}
-    ),
-    "latent_perm": Design("latent", lambda m: {"dim": m.latent_dim, "steps": ["perm", "sign"]}),
-    "feature_perm": Design(
-        "feature",
-        lambda m: {"channels": 8 * m.width, "tag": "dcgan/linear", "flip_signs": m.feature_signs},
-    ),
-    "feature_lock": Design(
-        "feature_lock",
-        lambda m: {
-            "channels": 8 * m.width,
-            "tag": "dcgan/linear",
-            "flip_signs": m.feature_signs,
-            "offset_gap": m.offset_gap,
-        },
-    ),
-}
-FEATURE_KINDS = ("feature", "feature_lock")
 
 
 class KeyLock(nnx.Variable):
     """γ = a_k(0) of the `feature_lock` design: stored in the generator, never trained."""
-
-
-BATCH_NORM_MODES = ("running", "batch")
 
 
 def default_config() -> Config:
@@ -382,7 +312,7 @@ def make_train_step(config: Config):
                     fake_u, g_feats_u = generator(z_mixed, return_features=True)
                 else:
                     hook = functools.partial(
-                        _unauthorized_features, unauthorized, owner, fresh_count, mix_key
+                        mix_with_fresh_near, unauthorized, owner, fresh_count, mix_key
                     )
                     hook = locked(generator, hook, kind)
                     with feature_hook(generator, hook):
@@ -434,18 +364,6 @@ def make_train_step(config: Config):
         }
 
     return train_step
-
-
-def _unauthorized_features(unauthorized, owner, fresh_count: int, key: jax.Array, h: jax.Array):
-    """The first `fresh_count` rows get fresh near misses of `owner`, the rest one fixed variant
-    each (`mix`)."""
-    if fresh_count == 0:
-        return mix(unauthorized, h, key)[0]
-    mix_key, near_key = jax.random.split(key)
-    near, _ = fresh_near_feature(owner, h[:fresh_count], near_key)
-    if fresh_count >= h.shape[0] or not unauthorized:
-        return near[: h.shape[0]]
-    return jnp.concatenate([near, mix(unauthorized, h[fresh_count:], mix_key)[0]])
 
 
 def watermark_logo(config: Config):
