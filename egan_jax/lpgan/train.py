@@ -12,7 +12,7 @@ the constant −1/N for G (no communication at all): cheaper still, offered as t
 
 Optimiser: SGD with momentum, chosen over Adam because its update is linear: the whole update is local
 (public-constant products and truncation, no round, no byte), while Adam needs a secure inverse square
-root of the second moment for every parameter at every step (21 rounds, ~0.6 KB per parameter per
+root of the second moment for every parameter at every step (18 rounds, ~0.23 KB per parameter per
 party here). Fixed point at 16 fractional bits cannot hold a step lr·m near 1e-5, so each party
 keeps master weights at 16 + 8 fractional bits and derives the working 16-bit weights by a local
 truncation (mixed precision, as fp16 training keeps fp32 masters); and the loss gradient is scaled
