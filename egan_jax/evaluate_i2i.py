@@ -27,17 +27,19 @@ from typing import Any
 import jax
 import numpy as np
 from flax import nnx
-from PIL import Image, ImageDraw
 
 from egan_jax.config import Config, read_config
 from egan_jax.errors import ConfigError
+from egan_jax.evaluate_i2i_report import (
+    ADAPTER_REMOVED,
+    markdown_table,
+    summarize,
+    write_report,
+)
 from egan_jax.keys import SecretKey
-from egan_jax.logging_utils import image_grid
 from egan_jax.unauthorized import UnauthorizedSpec
 
 FAMILIES = ("egan_srgan", "egan_cyclegan")
-GOAL_PSNR_DROP_DB = 0.2
-GOAL_CYCLE_RATIO = 3.0
 PREVIEWS = 6
 
 
@@ -92,48 +94,58 @@ def _sr_tiles(config: Config) -> tuple[np.ndarray, np.ndarray]:
     return _test_tiles(config)
 
 
+def _scores(images: np.ndarray, hr: np.ndarray, scale: int) -> dict[str, float]:
+    """Y-PSNR/SSIM of SR output quantised to 8 bits first, as `families.srgan` and the SR papers."""
+    from egan_jax.data import to_uint8
+    from egan_jax.image_quality import sr_scores
+
+    return sr_scores(to_uint8(images), hr, border=scale)
+
+
 def sr_family_scores(config: Config, models) -> dict[str, float]:
     """The training loop's evaluation: Y-PSNR/SSIM with the key, without it, and of bicubic."""
     from egan_jax.data import to_float
     from egan_jax.families.egan_image import cached_variants
-    from egan_jax.image_quality import bicubic_upscale, sr_scores
+    from egan_jax.image_quality import bicubic_upscale
 
     lr, hr = _sr_tiles(config)
     scale = config.model.scale
     forward = forward_fn(models["generator"])
     raw = to_float(lr)
     keyed = np.asarray(cached_variants(config).authorized.apply(raw))
-    results = sr_scores(forward(keyed), hr, border=scale)
-    no_key = sr_scores(forward(raw), hr, border=scale)
+    results = _scores(forward(keyed), hr, scale)
+    no_key = _scores(forward(raw), hr, scale)
     results.update({f"{name}_no_key": value for name, value in no_key.items()})
-    bicubic = sr_scores(bicubic_upscale(lr, scale), hr, border=scale)
+    bicubic = _scores(to_float(bicubic_upscale(lr, scale)), hr, scale)
     results.update({f"bicubic_{name}": value for name, value in bicubic.items()})
     models["generator"].train()
     return results
 
 
 def sr_rows(config, models, key, spec, baseline: Path | None):
+    """Rows (Y-PSNR/SSIM) and preview tiles: bicubic, baseline, every input kind."""
     from egan_jax.data import to_float
-    from egan_jax.image_quality import bicubic_upscale, sr_scores
+    from egan_jax.image_quality import bicubic_upscale
 
     lr, hr = _sr_tiles(config)
     scale, raw = config.model.scale, to_float(lr)
-    forward = forward_fn(models["generator"])
     rows, previews = [], {"HR (target)": to_float(hr[:PREVIEWS])}
-    bicubic = bicubic_upscale(lr, scale)
-    rows.append({"name": "bicubic", "kind": "bicubic", **sr_scores(bicubic, hr, border=scale)})
-    previews["bicubic"] = to_float(bicubic[:PREVIEWS])
+
+    def add(name: str, kind: str, sr: np.ndarray) -> None:
+        rows.append({"name": name, "kind": kind, **_scores(sr, hr, scale)})
+        previews[name] = sr[:PREVIEWS]
+
+    add("bicubic", "bicubic", to_float(bicubic_upscale(lr, scale)))
     if baseline is not None:
         from egan_jax.train import load_trained
 
         _, base_models, _ = load_trained(baseline)
-        sr = forward_fn(base_models["generator"])(raw)
-        rows.append({"name": "unprotected baseline", "kind": "baseline", **sr_scores(sr, hr, border=scale)})  # fmt: skip
-        previews["unprotected baseline"] = sr[:PREVIEWS]
+        add("unprotected baseline", "baseline", forward_fn(base_models["generator"])(raw))
+    forward = forward_fn(models["generator"])
     for variant in _inputs(config, key, spec):
-        sr = forward(np.asarray(variant.apply(raw)))
-        rows.append({"name": variant.name, "kind": variant.kind, **sr_scores(sr, hr, border=scale)})
-        previews[variant.name] = sr[:PREVIEWS]
+        add(variant.name, variant.kind, forward(np.asarray(variant.apply(raw))))
+    if models["generator"].adapter is not None:  # a white-box thief deletes the input map
+        add(ADAPTER_REMOVED, "adapter_removed", forward_fn(models["generator"].generator)(raw))
     return rows, previews
 
 
@@ -226,131 +238,11 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
         fake_b = g_ab(np.asarray(variant.apply(test_a)))
         rows.append(row(variant.name, variant.kind, fake_b, g_ba))
         previews[variant.name] = fake_b[:PREVIEWS]
+    if models["generator_ab"].adapter is not None:  # a white-box thief deletes the input map
+        fake_b = forward_fn(models["generator_ab"].generator)(test_a)
+        rows.append(row(ADAPTER_REMOVED, "adapter_removed", fake_b, g_ba))
+        previews[ADAPTER_REMOVED] = fake_b[:PREVIEWS]
     return rows, previews, metric
-
-
-# --- summary, goals, files -----------------------------------------------------------------------
-UNAUTHORIZED = ("no_key", "random_key", "near_key", "near_material")
-
-
-def summarize(family: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-kind mean ± sd and the worst case (the unauthorized input closest to working); goals."""
-    metric, higher_is_better = ("psnr_y", True) if family == "egan_srgan" else ("fd_a_to_b", False)
-    by_kind: dict[str, list[float]] = {}
-    for row in rows:
-        if row.get(metric) is not None:
-            by_kind.setdefault(row["kind"], []).append(row[metric])
-    best = max if higher_is_better else min
-    kinds = {
-        kind: {
-            "count": len(values),
-            "mean": float(np.mean(values)),
-            "sd": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
-            "worst": float(best(values)),
-        }
-        for kind, values in by_kind.items()
-    }
-    summary: dict[str, Any] = {"metric": metric, "kinds": kinds, "goals": {}}
-    unauthorized = [kinds[k]["worst"] for k in UNAUTHORIZED if k in kinds]
-    correct = kinds["authorized"]["mean"]
-    if family == "egan_srgan":
-        worst = max(unauthorized)
-        if "baseline" in kinds:
-            drop = kinds["baseline"]["mean"] - correct
-            summary["correct_drop_db"] = drop
-            summary["goals"][f"correct key PSNR <= {GOAL_PSNR_DROP_DB} dB below baseline"] = (
-                drop <= GOAL_PSNR_DROP_DB
-            )
-        bicubic = kinds["bicubic"]["mean"]
-        summary["worst_unauthorized_psnr"] = worst
-        summary["goals"]["every unauthorized PSNR below bicubic"] = worst < bicubic
-    else:
-        worst = min(unauthorized)
-        summary["worst_unauthorized_ratio"] = worst / correct
-        summary["goals"][f"every unauthorized FD >= {GOAL_CYCLE_RATIO}x the correct key's"] = (
-            worst / correct >= GOAL_CYCLE_RATIO
-        )
-        if "baseline" in kinds:
-            summary["correct_ratio_to_baseline"] = correct / kinds["baseline"]["mean"]
-    return summary
-
-
-def _cell(value: Any, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def markdown_table(family: str, rows: list[dict[str, Any]], metric_name: str = "") -> str:
-    if family == "egan_srgan":
-        lines = ["| input | kind | Y-PSNR (dB) | Y-SSIM |", "|---|---|---:|---:|"]
-        for r in rows:
-            lines.append(
-                f"| {r['name']} | {r['kind']} | {_cell(r['psnr_y'])} | {_cell(r['ssim_y'], 3)} |"
-            )
-        return "\n".join(lines)
-    lines = [
-        f"| input | kind | A→B {metric_name} | A→B→A cycle PSNR (dB) | note |",
-        "|---|---|---:|---:|---|",
-    ]
-    for r in rows:
-        note = r.get("note", "")
-        if r.get("fd_b_to_a") is not None:
-            note = f"B→A Fréchet distance {r['fd_b_to_a']:.2f}"
-        lines.append(
-            f"| {r['name']} | {r['kind']} | {_cell(r.get('fd_a_to_b'))} | "
-            f"{_cell(r.get('cycle_psnr_a'))} | {note} |"
-        )
-    return "\n".join(lines)
-
-
-def save_rgb_grid(previews: dict[str, np.ndarray], path: Path, *, scale: int = 2) -> Path:
-    """One row of images per input kind, its name on the left (RGB PNG)."""
-    label_width = 130
-    rows = [image_grid(images, columns=len(images)) for images in previews.values()]
-    height = max(r.shape[0] for r in rows) * scale
-    width = max(r.shape[1] for r in rows) * scale
-    canvas = Image.new("RGB", (label_width + width, height * len(rows)), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for i, (name, grid) in enumerate(zip(previews, rows, strict=True)):
-        grid = np.repeat(grid, 3, axis=-1) if grid.shape[-1] == 1 else grid
-        tile = Image.fromarray(grid).resize((grid.shape[1] * scale, grid.shape[0] * scale))
-        canvas.paste(tile, (label_width, i * height))
-        draw.text((4, i * height + height // 2 - 5), name, fill=(0, 0, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return path
-
-
-def _grid_subset(previews: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    keep = [n for n in previews if not n.startswith(("random key", "near"))]
-    for prefix, count in (("random key", 2), ("near key", 1), ("near material", 2)):
-        keep += [n for n in previews if n.startswith(prefix)][:count]
-    return {n: previews[n] for n in keep}
-
-
-def write_report(out: Path, family: str, rows, summary, previews, meta) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    grid = save_rgb_grid(_grid_subset(previews), out / "grid.png")
-    (out / "report.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2) + "\n"
-    )
-    lines = [f"- {kind}: {s['count']} × mean {s['mean']:.2f} ± {s['sd']:.2f}, worst {s['worst']:.2f}"
-             for kind, s in summary["kinds"].items()]  # fmt: skip
-    lines += [f"- goal {g}: {'met' if ok else 'NOT met'}" for g, ok in summary["goals"].items()]
-    md = [
-        f"# EGAN protection report ({family}): {meta['workdir']}",
-        "",
-        f"Key {meta['key_fingerprint']}, step {meta['step']}, seed {meta['seed']}, "
-        f"{meta['images']} held-out images. Worst = the unauthorized input closest to working.",
-        "",
-        markdown_table(family, rows, meta.get("metric_name", "")),
-        "",
-        *lines,
-        "",
-        "![samples](grid.png)",
-        "",
-    ]
-    (out / "report.md").write_text("\n".join(md))
-    return {"json": out / "report.json", "markdown": out / "report.md", "grid": grid}
 
 
 def evaluate_workdir(
