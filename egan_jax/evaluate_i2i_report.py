@@ -94,7 +94,7 @@ def markdown_table(family: str, rows: list[dict[str, Any]], metric_name: str = "
 
 def save_rgb_grid(previews: dict[str, np.ndarray], path: Path, *, scale: int = 2) -> Path:
     """One row of images per input kind, its name on the left (RGB PNG)."""
-    label_width = 130
+    label_width = 170
     rows = [image_grid(images, columns=len(images)) for images in previews.values()]
     height = max(r.shape[0] for r in rows) * scale
     width = max(r.shape[1] for r in rows) * scale
