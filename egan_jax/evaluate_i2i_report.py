@@ -53,6 +53,7 @@ def summarize(family: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             )
         bicubic = kinds["bicubic"]["mean"]
         summary["worst_unauthorized_psnr"] = worst
+        summary["worst_unauthorized_gap_db"] = correct - worst  # ≈ 0: that input works as well
         summary["goals"]["every unauthorized PSNR below bicubic"] = worst < bicubic
     else:
         worst = min(unauthorized)
@@ -130,6 +131,11 @@ def write_report(out: Path, family: str, rows, summary, previews, meta) -> dict[
     )
     lines = [f"- {kind}: {s['count']} × mean {s['mean']:.2f} ± {s['sd']:.2f}, worst {s['worst']:.2f}"
              for kind, s in summary["kinds"].items()]  # fmt: skip
+    if "worst_unauthorized_gap_db" in summary:
+        lines.append(
+            f"- the best unauthorized input is {summary['worst_unauthorized_gap_db']:.2f} dB below "
+            "the correct key"
+        )
     lines += [f"- goal {g}: {'met' if ok else 'NOT met'}" for g, ok in summary["goals"].items()]
     md = [
         f"# EGAN protection report ({family}): {meta['workdir']}",

@@ -102,7 +102,7 @@ def make_train_step(config: Config):
             identity = losses.l1(g_ab(authorized(real_b)), real_b) + losses.l1(g_ba(real_a), real_a)
             task = adv + cycle_weight * cycle + identity_weight * identity
             unauthorized = protect.unauthorized_features(
-                config, g_ab, real_a, fake_b, features, sa_key
+                config, g_ab, real_a, fake_b, features, sa_key, discriminator=d_b
             )
             total, parts = objective({"task": task, "features": unauthorized})
             means = (jnp.mean(adv), jnp.mean(cycle), jnp.mean(identity))

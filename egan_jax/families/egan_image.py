@@ -65,7 +65,7 @@ __all__ = [
     "variants",
 ]
 
-FEATURE_KINDS = ("output", "generator")
+FEATURE_KINDS = ("output", "generator", "discriminator")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,11 +186,13 @@ def unauthorized_features(
     authorized_output: jax.Array,
     authorized_features: Mapping[str, jax.Array],
     key: jax.Array,
+    discriminator: nnx.Module | None = None,
 ) -> dict[str, tuple[jax.Array, jax.Array]]:
     """`{kind: (authorized, unauthorized)}` features of the first `fraction` of the raw batch `x`.
 
     Each of those examples goes through one unauthorized variant (chosen from `key`) and the
-    generator, with batch norm as `loss.unauthorized.batch_norm` says.
+    generator, with batch norm as `loss.unauthorized.batch_norm` says. "discriminator" features
+    are `discriminator`'s `loss.self_adversarial.discriminator_feature` map of both outputs.
     """
     u, sa = config.loss.unauthorized, config.loss.self_adversarial
     unauthorized = cached_variants(config).unauthorized
@@ -214,11 +216,25 @@ def unauthorized_features(
                 )
             for kind, a, b in (
                 ("output", authorized_output, output_u),
+                ("discriminator", authorized_output, output_u),  # images: D runs on them below
                 ("generator", authorized_features.get(name), features_u.get(name)),
             ):
                 if kind in needed:
                     auth[kind].append(a[rows])
                     unauth[kind].append(b)
+    if "discriminator" in needed:
+        first, second = (
+            jnp.concatenate(auth["discriminator"]),
+            jnp.concatenate(unauth["discriminator"]),
+        )
+        _, d_features = discriminator(jnp.concatenate([first, second]), return_features=True)
+        name = sa.discriminator_feature
+        if name not in d_features:
+            raise ConfigError(
+                f"loss.self_adversarial.discriminator_feature={name!r}; valid: {sorted(d_features)}"
+            )
+        d = d_features[name]
+        auth["discriminator"], unauth["discriminator"] = [d[: len(first)]], [d[len(first) :]]
     return {k: (jnp.concatenate(auth[k]), jnp.concatenate(unauth[k])) for k in needed}
 
 

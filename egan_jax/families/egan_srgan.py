@@ -27,6 +27,7 @@ from flax import nnx
 
 from egan_jax import losses, protection
 from egan_jax.config import Config, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, Optimizers
 from egan_jax.families import egan_image as protect
 from egan_jax.families import srgan as plain
@@ -60,6 +61,11 @@ def default_config() -> Config:
 def _check(config: Config) -> None:
     plain._check(config)
     protect.check_protection(config, (config.data.image_size // config.model.scale,))
+    if config.loss.self_adversarial.features == "discriminator":
+        raise ConfigError(
+            "egan_srgan: loss.self_adversarial.features='discriminator' is not supported (the "
+            "discriminator is untrained during pre-training); use 'output' or 'generator'"
+        )
 
 
 def build_models(config: Config, rngs: nnx.Rngs) -> Models:
