@@ -224,5 +224,30 @@ def run(quick: bool = False) -> dict:
     return result
 
 
+def summary_lines(result: dict) -> list[str]:
+    """The issue's numbers, one line each (per CPU second: wall time counts other processes)."""
+    s = result["summary"]
+    builds = ", ".join(
+        f"{name.removeprefix('build_').removesuffix('_cpu_s')} {value:.2f} s"
+        for name, value in s.items()
+        if name.startswith("build_")
+    )
+    inference = result["inference"]
+    return [
+        f"EncryIP CS-lite in {result['group']} ({s['backend']} backend), per CPU second:",
+        f"  Enc  {s['enc_per_cpu_s']:8.1f} /s  (fixed-base tables; {s['enc_plain_per_cpu_s']:.1f} /s "
+        "without)",
+        f"  Dec  {s['dec_per_cpu_s']:8.1f} /s",
+        f"  Fake {s['fake_per_cpu_s']:8.1f} /s",
+        f"  codebook build: {builds}; one user decrypts K10_m10 in "
+        f"{s['decrypt_K10_m10_cpu_s']:.2f} s",
+        f"  inference after decryption, protected (N={inference['codebook_size']}) vs plain, "
+        f"batch {inference['batch']}: {s['inference_extra_percent_cpu_N128']:+.2f}% CPU time "
+        f"(goal <= 2%); N=132: {s['inference_extra_percent_cpu_N132']:+.2f}%",
+    ]
+
+
 if __name__ == "__main__":
-    print(json.dumps(run(quick=quick_flag(__doc__))["summary"], indent=2))
+    outcome = run(quick=quick_flag(__doc__))
+    print("\n".join(summary_lines(outcome)))
+    print(json.dumps(outcome["summary"], indent=2))

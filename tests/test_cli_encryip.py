@@ -219,3 +219,17 @@ def test_train_publish_decrypt_trace(tmp_path, capsys):
         tmp_path / "answers.json",
     )
     assert json.loads(out)["accused"] is None
+
+    # compare needs a key-transform classifier run of the same setting: the encryip run is not one
+    code, _, err = egan(
+        capsys,
+        "encryip",
+        "compare",
+        "--workdir",
+        run,
+        "--registry",
+        registry,
+        "--transform-workdir",
+        run,
+    )
+    assert code != 0 and "classifier" in err and "model.transform.steps" in err

@@ -15,6 +15,7 @@ owner:
   egan train experiments/encryip_digits.py --workdir runs/ei --set model.registry=keys/owner.json
   egan encryip publish --workdir runs/ei --registry keys/owner.json
   egan encryip evaluate --workdir runs/ei --registry keys/owner.json
+  egan encryip compare --workdir runs/ei --registry keys/owner.json --transform-workdir runs/cl
   egan encryip triggers --workdir runs/ei --registry keys/owner.json --out triggers.npy
   egan encryip trace --workdir runs/ei --registry keys/owner.json --key found.json
   egan encryip trace --workdir runs/ei --registry keys/owner.json --answers answers.json
@@ -99,6 +100,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--draws", type=int, default=5, help="draws per attacker budget")
     evaluate.add_argument("--finetune-steps", type=int, default=100)
+
+    compare = add(
+        "compare",
+        "side by side with the plain, watermarked and key-transform models (same model and data)",
+        _compare,
+    )
+    compare.add_argument("--workdir", required=True, type=Path, help="the encryip run")
+    compare.add_argument("--registry", required=True, type=Path)
+    compare.add_argument(
+        "--transform-workdir",
+        required=True,
+        type=Path,
+        help="a classifier run with a key transform and the encryip run's settings",
+    )
+    compare.add_argument("--out", default=None, type=Path, help="default WORKDIR/report/encryip")
+    compare.add_argument("--seed", type=int, default=0)
+    compare.add_argument("--finetune-steps", type=int, default=100)
 
 
 def _keygen(args) -> int:
@@ -218,6 +236,22 @@ def _evaluate(args) -> int:
         out=args.out,
         seed=args.seed,
         draws=args.draws,
+        finetune_steps=args.finetune_steps,
+    )
+    print(markdown(report))
+    print(json.dumps(report["paths"]))
+    return 0
+
+
+def _compare(args) -> int:
+    from egan_jax.encryip.compare import compare_protections, markdown
+
+    report = compare_protections(
+        args.workdir,
+        args.registry,
+        args.transform_workdir,
+        out=args.out,
+        seed=args.seed,
         finetune_steps=args.finetune_steps,
     )
     print(markdown(report))

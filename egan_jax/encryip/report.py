@@ -295,6 +295,7 @@ def evaluate_run(
             "user_key_accuracy_min": min(user_scores),
             "user_key_accuracy_max": max(user_scores),
             "gap_points": None if plain_acc is None else 100 * (plain_acc - min(user_scores)),
+            "index_spread": pl.index_spread(logits, test_labels, secret.classes),
             "identified": float(np.mean(identified)),
             "false_accusations": int(false_accusations),
             "innocent_pipelines": len(innocent),
@@ -335,6 +336,8 @@ def markdown(report: dict[str, Any]) -> str:
         f"- plain model {_pct(summary['plain_accuracy'])}%, every user key "
         f"{_pct(summary['user_key_accuracy_min'])}–{_pct(summary['user_key_accuracy_max'])}% "
         f"(gap {summary['gap_points'] if summary['gap_points'] is None else round(summary['gap_points'], 2)} points)",
+        f"- randomized outputs: index spread {summary['index_spread']:.2f} (1: every index of a "
+        f"class wins equally often; {1 / meta['per_class']:.2f}: one index per class)",
         f"- tracing: {100 * summary['identified']:.0f}% of users identified, "
         f"{summary['false_accusations']} false accusations over {summary['innocent_pipelines']} "
         f"pipelines without an issued key, {summary['queries_per_trace']} queries per trace",
