@@ -63,9 +63,15 @@ def test_config_errors_name_the_field(tmp_path):
     for override, field in [
         ("loss.triggers_per_step=99", "triggers_per_step"),
         ("model.per_class=0", "per_class"),
+        ("loss.label_draws=-1", "label_draws"),
+        ("loss.index_weight=-1", "index_weight"),
     ]:
         with pytest.raises(ConfigError, match=field):
             family.make_train_step(tiny_config(tmp_path / "r.json", override))
+    with pytest.raises(ConfigError, match="not both 0"):
+        family.make_train_step(
+            tiny_config(tmp_path / "r.json", "loss.class_weight=0", "loss.index_weight=0")
+        )
 
 
 @pytest.mark.slow

@@ -95,6 +95,8 @@ class LossConfig:
     triggers_per_step: int = 8
     # codebook indices drawn per example and step (1: the randomized label; more average
     # the cross-entropy over several draws of the same class: lower-variance gradients)
+    # 0: their expectation, the uniform target over the class's m indices (label smoothing within
+    # the class's index group; no sampling noise)
     label_draws: int = 1
     test_split: str = "test"
     eval_batch_size: int = 250
@@ -127,8 +129,8 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"model.per_class={m.per_class} and model.num_fakes={m.num_fakes} must be >= 1"
         )
-    if loss.label_draws < 1:
-        raise ConfigError(f"loss.label_draws={loss.label_draws} must be >= 1")
+    if loss.label_draws < 0:
+        raise ConfigError(f"loss.label_draws={loss.label_draws} must be >= 0 (0: expectation)")
     if min(loss.class_weight, loss.index_weight) < 0 or loss.class_weight + loss.index_weight == 0:
         raise ConfigError(
             f"loss.class_weight={loss.class_weight} and loss.index_weight={loss.index_weight} "
@@ -225,8 +227,11 @@ def make_train_step(config: Config):
     ) -> dict[str, jax.Array]:
         images, labels = batch["images"], batch["labels"]
         target_key, trigger_key = jax.random.split(key)
-        draw_keys = [target_key] if draws == 1 else list(jax.random.split(target_key, draws))
-        targets = jnp.stack([cb.randomized_targets(k, labels, label_table) for k in draw_keys])
+        if draws:
+            draw_keys = [target_key] if draws == 1 else list(jax.random.split(target_key, draws))
+            targets = jnp.stack([cb.randomized_targets(k, labels, label_table) for k in draw_keys])
+        else:
+            targets = jnp.moveaxis(label_table[labels], 1, 0)  # all m indices: the expectation
         soft_targets = jnp.mean(jax.nn.one_hot(targets, size_n), axis=0)  # [B, N]
         chosen = jax.random.permutation(trigger_key, triggers.shape[0])[:per_step]
         inputs = jnp.concatenate([images, triggers[chosen]])
