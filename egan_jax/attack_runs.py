@@ -27,6 +27,7 @@ from egan_jax.evaluate import (
     latents,
     make_generate,
     no_key_variant,
+    plain_variant,
     watermark_checks,
     watermark_note,
 )
@@ -211,11 +212,11 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
         )
         generator = result.models["generator"]
         generate = make_generate(source, generator)
-        rows.append(
+        rows.append(  # the thief trained and runs the plain model
             {
                 "name": f"fine-tune {label} (no key)",
                 "kind": "attack_finetune",
-                "fd": scorer(batched(generate, no_key_variant(), z)),
+                "fd": scorer(batched(generate, plain_variant(), z)),
             }
         )
         if not scratch:
@@ -269,7 +270,7 @@ def attack_watermark_overwrite(
         ),
     )
     thief = watermark_checks(
-        thief_config, generator, no_key_variant(), seed=seed, logo=attacks.thief_logo(source)
+        thief_config, generator, plain_variant(), seed=seed, logo=attacks.thief_logo(source)
     )
     rows = [
         {
@@ -282,7 +283,7 @@ def attack_watermark_overwrite(
         {
             "name": "watermark overwrite: thief's marks (no key)",
             "kind": "attack_overwrite",
-            "fd": scorer(batched(generate, no_key_variant(), z)),
+            "fd": scorer(batched(generate, plain_variant(), z)),
             "note": watermark_note(thief),
             **{f"thief_{k}": v for k, v in thief.items()},
         },

@@ -56,6 +56,7 @@ __all__ = [
     "make_generate",
     "markdown_table",
     "no_key_variant",
+    "plain_variant",
     "protection_rows",
     "save_labelled_grid",
     "summarize",
@@ -138,6 +139,8 @@ def make_generate(
     channels = 8 * config.model.width
 
     def generate(variant: Variant, z: np.ndarray) -> np.ndarray:
+        if variant.kind == "plain":
+            return np.asarray(plain(state, jnp.asarray(z)))
         if kind == "latent":
             return np.asarray(plain(state, jnp.asarray(variant.apply(jnp.asarray(z)))))
         permutation, signs, offsets = lock_arrays(variant.material, channels)
@@ -327,6 +330,12 @@ def watermark_rows(config: Config, generator: nnx.Module, key: SecretKey, *, see
 def no_key_variant() -> Variant:
     """The identity: what a thief without the key feeds the generator."""
     return Variant("no key", "no_key", lambda x: x, None)
+
+
+def plain_variant() -> Variant:
+    """The generator's own forward pass, no hook at all: how a thief runs a stolen or fine-tuned
+    model (for `feature_lock` it differs from `no_key_variant`, which still subtracts γ)."""
+    return Variant("no key (plain model)", "plain", lambda x: x, None)
 
 
 def latents(config: Config, n: int, seed: int) -> np.ndarray:

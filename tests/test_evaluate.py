@@ -72,6 +72,9 @@ def test_make_generate_matches_the_baked_in_variants_for_the_feature_lock_design
         expected = np.asarray(run(generator, z, variant))
         np.testing.assert_allclose(generate(variant, z), expected, atol=1e-5)
     assert not np.allclose(generate(vs.authorized, z), generate(vs.unauthorized[-1], z), atol=0.1)
+    # the thief's plain model: no hook, no γ
+    plain = np.asarray(nnx.jit(lambda g, z: g(z))(generator, z))
+    np.testing.assert_allclose(generate(evaluate.plain_variant(), z), plain, atol=1e-5)
 
 
 def test_watermark_notes_say_whether_each_mark_verifies():
