@@ -98,6 +98,16 @@ def test_bad_configs_raise():
         srgan.Generator(scale=3, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="output"):
         srgan.Generator(output="sigmoid", width=4, num_blocks=0, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="skip"):
+        srgan.Generator(skip="nearest", width=4, num_blocks=0, rngs=nnx.Rngs(0))
+
+
+def test_bicubic_skip_starts_at_bicubic_and_learns_a_residual(lr_batch):
+    generator = srgan.Generator(width=8, num_blocks=1, skip="bicubic", rngs=nnx.Rngs(0))
+    up = jax.image.resize(lr_batch, (2, 48, 40, 3), "bicubic")
+    np.testing.assert_allclose(generator(lr_batch), jnp.clip(up, -1, 1), atol=1e-6)
+    grads = nnx.grad(lambda g: jnp.sum(g(lr_batch) ** 2))(generator)
+    assert float(jnp.abs(grads["tail"]["kernel"][...]).max()) > 0  # the residual can move
 
 
 @pytest.mark.parametrize("padding", [((4, 4), (4, 4)), ((0, 0), (0, 0))])

@@ -46,6 +46,7 @@ class ModelConfig:
     width: int = 64
     num_blocks: int = 16
     output: str = "tanh"  # or "identity"
+    skip: str = "none"  # "bicubic": learn the residual over bicubic up-sampling (ours, see models)
     discriminator_width: int = 64
 
 
@@ -94,6 +95,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
             width=model.width,
             num_blocks=model.num_blocks,
             output=model.output,
+            skip=model.skip,
             rngs=rngs,
         ),
         "discriminator": Discriminator(width=model.discriminator_width, rngs=rngs),

@@ -37,6 +37,7 @@ FeatureTransform = Callable[[jax.Array], jax.Array]
 # PyTorch BatchNorm2d defaults: running = 0.9 · running + 0.1 · batch; nnx's momentum is the 0.9.
 _BN = dict(momentum=0.9, epsilon=1e-5)
 OUTPUTS = ("tanh", "identity")
+SKIPS = ("none", "bicubic")
 
 
 def _identity(x: jax.Array) -> jax.Array:
@@ -110,6 +111,12 @@ class Generator(nnx.Module):
     9×9 conv -> width + PReLU (`feature_transform` here), `num_blocks` residual blocks, 3×3 conv +
     BN, global skip, log2(scale) sub-pixel ×2 up-samplers, 9×9 conv -> channels, then `output`
     ("tanh" or "identity").
+
+    `skip="bicubic"` (ours, not in Ledig et al.; the residual-learning idea of VDSR, Kim et al.
+    2016) adds a bicubic up-sampling of the input to the network's output, which then only learns
+    the residual: the tail conv starts at zero, so an untrained generator already equals bicubic
+    and training starts from its quality instead of from noise. The sum is clipped to [-1, 1]
+    and `output` applies to the residual ("tanh" bounds it, "identity" leaves it linear).
     """
 
     def __init__(
@@ -120,6 +127,7 @@ class Generator(nnx.Module):
         width: int = 64,
         num_blocks: int = 16,
         output: str = "tanh",
+        skip: str = "none",
         feature_transform: FeatureTransform | None = None,
         rngs: nnx.Rngs,
     ):
@@ -132,7 +140,10 @@ class Generator(nnx.Module):
             )
         if output not in OUTPUTS:
             raise ConfigError(f"output={output!r} is unknown; use one of {OUTPUTS}.")
+        if skip not in SKIPS:
+            raise ConfigError(f"skip={skip!r} is unknown; use one of {SKIPS}.")
         self.scale = scale
+        self.skip = skip
         self.channels = channels
         self.output = output
         self.feature_transform = feature_transform or _identity
@@ -144,7 +155,8 @@ class Generator(nnx.Module):
         self.upsamplers = nnx.List(
             [SubPixelUpsample(width, rngs=rngs) for _ in range(int(math.log2(scale)))]
         )
-        self.tail = NarrowOutputConv(width, channels, 9, padding=4, rngs=rngs)
+        zeros = nnx.initializers.zeros if skip == "bicubic" else None
+        self.tail = NarrowOutputConv(width, channels, 9, padding=4, kernel_init=zeros, rngs=rngs)
 
     def __call__(
         self, lr: jax.Array, *, return_features: bool = False
@@ -165,6 +177,10 @@ class Generator(nnx.Module):
         sr = self.tail(h)
         if self.output == "tanh":
             sr = jnp.tanh(sr)
+        if self.skip == "bicubic":
+            n, height, width, c = lr.shape
+            up = jax.image.resize(lr, (n, height * self.scale, width * self.scale, c), "bicubic")
+            sr = jnp.clip(up + sr, -1.0, 1.0)
         if return_features:
             return sr, features
         return sr
