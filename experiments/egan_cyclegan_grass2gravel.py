@@ -3,7 +3,8 @@
 The protected direction is A -> B (grass -> gravel): G_ab sees the owner's block transform of its
 input (block 4, shuffle + negative/positive) behind a learned per-block input map; raw grass, other
 keys, near misses and G_ab without its input map are pushed away from the keyed translation
-(self-adversarial L1 on output pixels, margin 0.5). G_ba stays unprotected. Sizes as
+(self-adversarial L1 on D_b's last feature map, margin 1: measured better than L1 on output pixels,
+which makes *different* gravel, not *bad* gravel; numbers in the README notes). G_ba stays unprotected. Sizes as
 `experiments/cyclegan_grass2gravel.py` (width 32, 6 blocks), 1200 steps to fit ~10 CPU minutes;
 the unprotected baseline is the same config with `family="cyclegan"`
 (`egan_jax.evaluate_i2i.baseline_config`).
@@ -46,7 +47,11 @@ def get_config() -> Config:
             identity_weight=0.5,
             pool_size=50,
             self_adversarial=SelfAdversarialConfig(
-                weight=1.0, divergence="l1", margin=0.5, features="output"
+                weight=1.0,
+                divergence="l1",
+                margin=1.0,
+                features="discriminator",
+                discriminator_feature="conv4",
             ),
             unauthorized=UnauthorizedConfig(
                 fraction=1.0, random_keys=4, near_keys=2, near_materials=2
