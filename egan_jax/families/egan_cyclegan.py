@@ -9,6 +9,8 @@ unauthorized versions u(real_a) (raw, random keys, near misses):
 
     L_G = L_cycleGAN + λ · mean_u[−min(d(φ(G_ab(a_k a)), φ(G_ab(u a))), m)]
 
+with φ the last feature map of the B discriminator by default (`loss.self_adversarial`).
+
 Evaluation: `egan evaluate` (`egan_jax.evaluate_i2i`): a Fréchet distance per direction and the
 A -> B -> A cycle PSNR per input kind.
 """
@@ -39,8 +41,13 @@ class ModelConfig(protect.KeyConfig, plain.ModelConfig):
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig(plain.LossConfig):
+    # on D_b's last feature map: measured better than output pixels (README notes)
     self_adversarial: protect.SelfAdversarialConfig = protect.SelfAdversarialConfig(
-        weight=1.0, margin=0.5, generator_feature="trunk"
+        weight=1.0,
+        margin=1.0,
+        features="discriminator",
+        generator_feature="trunk",
+        discriminator_feature="conv4",
     )
     unauthorized: protect.UnauthorizedConfig = protect.UnauthorizedConfig(fraction=1.0)
 
