@@ -4,8 +4,10 @@ For a trained `egan_dcgan` workdir this computes the digits Fréchet distance (`
 DigitsClassifier` features, generated vs the real training images) of the unprotected baseline (a
 plain `dcgan` workdir, optional), the correct key, no key, `random_keys` other keys (mean ± sd and
 the worst case, i.e. the lowest distance a wrong key reaches), near-miss keys (one secret bit
-flipped) and near-miss material (one transposition / one flipped sign), and writes under
-`out` (default `workdir/report/`):
+flipped), `near_materials` near-miss materials (one transposition / one flipped sign / for the lock
+one flipped offset sign; none of those training used), for `feature_lock` also the plain model
+(no hook, no γ: what a thief runs), and the watermarks trained in; and writes under `out`
+(default `workdir/report/`):
 
 * `report.json` — every row, the summary and the issue's goals checked;
 * `report.md` — the same as a markdown table;
@@ -166,7 +168,7 @@ def protection_rows(
     near_materials: int = 6,
 ) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
     """One row per variant (name, kind, fd) and a few images of each variant for the grid."""
-    from egan_jax.families.egan_dcgan import variants
+    from egan_jax.families.egan_dcgan import design, variants
 
     spec = UnauthorizedSpec(
         random_keys=random_keys,
@@ -180,9 +182,12 @@ def protection_rows(
     generate = make_generate(config, generator)
     z = np.asarray(jax.random.normal(jax.random.key(seed), (num_samples, config.model.latent_dim)))
     rows, previews = [], {}
-    for variant in (vs.authorized, *vs.unauthorized):
+    # for the lock, the thief's plain forward pass (no hook, no γ) is a second no-key input
+    plain = (plain_variant(),) if design(config).kind == "feature_lock" else ()
+    for variant in (vs.authorized, *vs.unauthorized, *plain):
         images = batched(generate, variant, z)
-        rows.append({"name": variant.name, "kind": variant.kind, "fd": scorer(images)})
+        kind = "no_key" if variant.kind == "plain" else variant.kind
+        rows.append({"name": variant.name, "kind": kind, "fd": scorer(images)})
         previews[variant.name] = images[:8]
     return rows, previews
 

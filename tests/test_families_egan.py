@@ -98,6 +98,7 @@ def test_protected_training_fingerprint_resume_and_report(tmp_path, keys, monkey
     kinds = [row["kind"] for row in report["rows"]]
     assert kinds.count("authorized") == 1 and kinds.count("random_key") == 2
     assert {"no_key", "near_key", "near_material", "watermark"} <= set(kinds)
+    assert "no key (plain model)" in [row["name"] for row in report["rows"]]  # the lock's extra
     folder = tmp_path / "run1" / "report"
     assert json.loads((folder / "report.json").read_text())["rows"] == report["rows"]
     assert (folder / "grid.png").stat().st_size > 0
