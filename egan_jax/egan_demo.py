@@ -6,7 +6,8 @@
 2. trains the unprotected DCGAN baseline (`out/baseline`) and the EGAN-protected DCGAN
    (`out/protected`, `experiments/egan_dcgan_digits.py`) for `steps` steps each with the generic loop;
 3. evaluates them (`egan_jax.evaluate.evaluate_workdir`): digits Fréchet distance with the correct
-   key, no key, 10 random keys, near-miss keys and near-miss material, against the baseline;
+   key, no key (also the plain model), 10 random keys, near-miss keys and 6 near-miss materials,
+   against the baseline, and the IPR-GAN watermarks the experiment trains in (logo SSIM, BER);
 4. writes `out/report.md`, `out/report.json`, `out/grid.png` and prints the protection table.
 
 `quick=True` shrinks everything (tiny widths, few steps, 200 samples) for smoke tests.
