@@ -8,9 +8,10 @@ batch-norm scales, :mod:`egan_jax.watermark`) are the twins an ``encryip`` run t
 whose data, model, steps, batch size, optimizer and seed must equal the encryip run's (checked).
 
 The same attacks hit all four: fine-tuning on 10% of the training data with the attacker's own
-labels (the same optimizer, steps and subset for every model), global magnitude pruning 10-90%,
-and forged keys. Each cell says what the owner or an authorized user gets, what a thief without
-the key gets, and what the owner can still prove (watermark: the signature's bit error rate;
+labels (the same optimizer, steps and subset for every model), global magnitude pruning 10-90%
+(of the weight kernels only: the batch-norm scales, and with them the watermark, stay), and forged
+keys. Each cell says what the owner or an authorized user gets, what a thief without the key gets,
+and what the owner can still prove (watermark: the signature's bit error rate;
 EncryIP: which user's key a black-box copy uses). Written as ``compare.json`` and ``compare.md``.
 """
 
