@@ -25,9 +25,6 @@ from egan_jax.config import (
 from egan_jax.families.egan_image import SelfAdversarialConfig, UnauthorizedConfig
 from egan_jax.families.egan_srgan import LossConfig, ModelConfig
 
-# SRGAN's bicubic-residual generator option (measured with it); absent from older SRGAN models.
-BICUBIC_SKIP = {"skip": "bicubic"} if "skip" in ModelConfig.__dataclass_fields__ else {}
-
 
 def get_config() -> Config:
     return Config(
@@ -45,7 +42,7 @@ def get_config() -> Config:
             adapter=True,
             adapter_lr_scale=100.0,
             adapter_bypass=False,
-            **BICUBIC_SKIP,
+            skip="bicubic",
         ),  # fmt: skip
         loss=LossConfig(
             pretrain_steps=250,
