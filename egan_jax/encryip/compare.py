@@ -36,18 +36,9 @@ METHODS = ("plain", "watermark", "key transform", "EncryIP")
 PRUNE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
 # what must match between the encryip run and the key-transform run for a fair comparison
 SAME_FIELDS = (
-    "seed",
-    "data.name",
-    "data.split",
-    "data.image_size",
-    "data.channels",
-    "model.arch",
-    "model.width",
-    "model.depth",
-    "train.steps",
-    "train.batch_size",
-    "optim",
-)
+    "seed data.name data.split data.image_size data.channels model.arch model.width model.depth "
+    "train.steps train.batch_size optim"
+).split()
 
 
 def _field(config, dotted: str):
