@@ -65,11 +65,15 @@ def baseline_config(config: Config) -> Config:
     )
 
 
-def forward_fn(generator: nnx.Module, batch: int = 16) -> Callable[[np.ndarray], np.ndarray]:
-    """Eval-mode `images -> generator(images)` in batches (numpy in, numpy out, compiled once)."""
+def forward_fn(
+    generator: nnx.Module, batch: int = 16, feature: Callable | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Eval-mode `images -> generator(images)` in batches (numpy in, numpy out, compiled once);
+    `feature`: the feature-map transform a `KeyedGenerator` uses instead of its stored key."""
     generator.eval()
     graphdef, state = nnx.split(generator)
-    run = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+    kwargs = {} if feature is None else {"feature": feature}
+    run = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, **kwargs))
 
     def forward(images: np.ndarray) -> np.ndarray:
         parts = [
@@ -85,6 +89,15 @@ def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
 
     vs = variants(config, key, spec)
     return (vs.authorized, *vs.unauthorized)
+
+
+def _sr_inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
+    """(name, kind, image transform, feature transform or None) of every SR input kind."""
+    from egan_jax.families.egan_image import paired_variants, uses_feature_key
+
+    if uses_feature_key(config):
+        return [(p.name, p.kind, p.image, p.feature) for p in paired_variants(config, key, spec)]
+    return [(v.name, v.kind, v.apply, None) for v in _inputs(config, key, spec)]
 
 
 # --- SRGAN ---------------------------------------------------------------------------------------
@@ -114,12 +127,18 @@ def sr_family_scores(config: Config, models) -> dict[str, float]:
     raw = to_float(lr)
     keyed = np.asarray(cached_variants(config).authorized.apply(raw))
     results = _scores(forward(keyed), hr, scale)
-    no_key = _scores(forward(raw), hr, scale)
+    no_key = _scores(forward_fn(models["generator"], feature=_no_feature(config))(raw), hr, scale)
     results.update({f"{name}_no_key": value for name, value in no_key.items()})
     bicubic = _scores(to_float(bicubic_upscale(lr, scale)), hr, scale)
     results.update({f"bicubic_{name}": value for name, value in bicubic.items()})
     models["generator"].train()
     return results
+
+
+def _no_feature(config: Config):
+    from egan_jax.families.egan_image import uses_feature_key
+
+    return (lambda h: h) if uses_feature_key(config) else None
 
 
 def sr_rows(config, models, key, spec, baseline: Path | None):
@@ -141,9 +160,9 @@ def sr_rows(config, models, key, spec, baseline: Path | None):
 
         _, base_models, _ = load_trained(baseline)
         add("unprotected baseline", "baseline", forward_fn(base_models["generator"])(raw))
-    forward = forward_fn(models["generator"])
-    for variant in _inputs(config, key, spec):
-        add(variant.name, variant.kind, forward(np.asarray(variant.apply(raw))))
+    generator = models["generator"]
+    for name, kind, image, feature in _sr_inputs(config, key, spec):
+        add(name, kind, forward_fn(generator, feature=feature)(np.asarray(image(raw))))
     if models["generator"].adapter is not None:  # a white-box thief deletes the input map
         add(ADAPTER_REMOVED, "adapter_removed", forward_fn(models["generator"].generator)(raw))
     return rows, previews

@@ -265,3 +265,44 @@ def test_summary_goals_from_rows():
     summary = summarize("egan_cyclegan", cycle)
     assert summary["worst_unauthorized_ratio"] == 2.5
     assert not any(summary["goals"].values())
+
+
+def test_feature_key_acts_inside_the_generator_and_is_fingerprinted(tmp_path):
+    from egan_jax.evaluate_i2i import sr_rows
+    from egan_jax.families.egan_dcgan import feature_hook
+    from egan_jax.transforms.feature import FeatureMaterial, feature_forward
+    from egan_jax.unauthorized import UnauthorizedSpec
+
+    config = tiny("egan_srgan", "model.feature_key=true", "model.width=8")
+    generator = get_family("egan_srgan").build_models(config, nnx.Rngs(0))["generator"]
+    key = protect.load_key(config)
+    owner = FeatureMaterial.from_key(key, channels=8, tag="srgan/head")
+    assert not (np.array_equal(owner.permutation, np.arange(8)) and np.all(owner.signs > 0))
+    lr = jax.random.uniform(jax.random.key(3), (2, 8, 8, 3), minval=-1, maxval=1)
+    keyed = generator(lr)
+    with feature_hook(generator.generator, lambda h: feature_forward(owner, h)):
+        np.testing.assert_allclose(keyed, generator.generator(generator.adapter(lr)), atol=1e-6)
+    assert not np.allclose(keyed, generator(lr, feature=lambda h: h), atol=1e-4)
+    assert not np.allclose(keyed, generator.generator(lr), atol=1e-4)  # adapter removed
+    # the feature material is the owner key's (same fingerprint), other keys' differ; the state
+    # (what a checkpoint stores) holds no feature material
+    pairs = protect.cached_pairs(config)
+    assert pairs[0].material.key_fingerprint == protect.key_fingerprint(config)
+    np.testing.assert_array_equal(pairs[0].material.permutation, owner.permutation)
+    kinds = {p.name: p for p in pairs}
+    assert kinds["no key"].material is None
+    assert kinds["random key 0"].material.key_fingerprint != key.fingerprint
+    near = kinds["near material 0 (feature)"]
+    assert near.image is pairs[0].image and near.material.key_fingerprint.startswith(
+        key.fingerprint
+    )
+    assert not np.array_equal(near.material.permutation, owner.permutation)
+    paths = [str(p) for p, _ in jax.tree_util.tree_leaves_with_path(nnx.state(generator))]
+    assert not any("feature" in p for p in paths)
+    # the report scores each pair through its own feature transform
+    spec = UnauthorizedSpec(random_keys=1, near_keys=0, near_materials=2, label="eval")
+    rows, _ = sr_rows(config, {"generator": generator}, key, spec, None)
+    psnr = {row["name"]: row["psnr_y"] for row in rows}
+    assert {"near material 1 (feature)", "adapter removed, raw input"} <= set(psnr)
+    others = [value for name, value in psnr.items() if name != "correct key"]
+    assert psnr["correct key"] not in others  # (no key = adapter removed: the map is identity)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -43,6 +43,7 @@ from egan_jax.families.egan_dcgan import (
     SelfAdversarialConfig,
     UnauthorizedConfig,
     batch_norm_mode,
+    feature_hook,
     key_fingerprint,
     load_key,
     objective_config,
@@ -58,6 +59,7 @@ __all__ = [
     "check_protection",
     "key_fingerprint",
     "keyed_optimizer",
+    "paired_variants",
     "load_key",
     "objective_config",
     "transform_config",
@@ -123,17 +125,21 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
 
 def variants(config: Config, key=None, spec: UnauthorizedSpec | None = None) -> Variants:
     """The authorized block transform and the unauthorized ones (training's spec by default)."""
-    if spec is None:
-        u = config.loss.unauthorized
-        spec = UnauthorizedSpec(
-            no_key=u.no_key,
-            random_keys=u.random_keys,
-            near_keys=u.near_keys,
-            near_materials=u.near_materials,
-            seed=config.seed,
-            label="train",
-        )
+    spec = spec or images_spec(config)
     return make_variants("image", transform_config(config), key or load_key(config), spec)
+
+
+def images_spec(config: Config) -> UnauthorizedSpec:
+    """Training's unauthorized spec."""
+    u = config.loss.unauthorized
+    return UnauthorizedSpec(
+        no_key=u.no_key,
+        random_keys=u.random_keys,
+        near_keys=u.near_keys,
+        near_materials=u.near_materials,
+        seed=config.seed,
+        label="train",
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -141,24 +147,101 @@ def cached_variants(config: Config) -> Variants:
     return variants(config)
 
 
+# --- the feature key (`model.feature_key`, SRGAN): the key also acts inside the generator -------
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """One input kind of a feature-keyed model: a block transform of the image and a feature map
+    transform (`FeatureMaterial` permutation + sign flip of SRResNet's head, or identity)."""
+
+    name: str
+    kind: str
+    image: Callable[[jax.Array], jax.Array]
+    feature: Callable[[jax.Array], jax.Array]
+    material: object = None  # the feature material (None: identity)
+
+
+def feature_config(config: Config) -> dict:
+    return {"channels": config.model.width, "tag": "srgan/head", "flip_signs": True}
+
+
+def paired_variants(config: Config, key=None, spec: UnauthorizedSpec | None = None):
+    """(correct key, unauthorized...) as `Pair`s: each other key acts on both the image and the
+    feature map (no key: identity on both); the near materials change one of the two only (one
+    transposition / flipped bit of the image transform, then of the feature permutation/signs)."""
+    key = key or load_key(config)
+    images = variants(config, key, spec)
+    spec = spec or images_spec(config)
+    features = make_variants("feature", feature_config(config), key, spec)
+    by_name = {v.name: v for v in features.unauthorized}
+    owner = features.authorized
+    out = [Pair("correct key", "authorized", images.authorized.apply, owner.apply, owner.material)]
+    near = []
+    for v in images.unauthorized:
+        if v.kind == "near_material":
+            out.append(Pair(f"{v.name} (image)", v.kind, v.apply, owner.apply, owner.material))
+            f = by_name[v.name]
+            near.append(
+                Pair(f"{v.name} (feature)", v.kind, images.authorized.apply, f.apply, f.material)
+            )
+        else:
+            f = by_name[v.name]
+            out.append(Pair(v.name, v.kind, v.apply, f.apply, f.material))
+    return tuple(out + near)
+
+
+@functools.lru_cache(maxsize=8)
+def cached_pairs(config: Config) -> tuple[Pair, ...]:
+    return paired_variants(config)
+
+
+def mix_pairs(pairs, x: jax.Array, key: jax.Array):
+    """One unauthorized pair per example: (its image transform of x, a feature hook that applies
+    each example's feature transform). Every transform runs on the whole batch, rows selected."""
+    choice = jax.random.randint(key, (x.shape[0],), 0, len(pairs))
+    rows = jnp.arange(x.shape[0])
+    x_u = jnp.stack([p.image(x) for p in pairs])[choice, rows]
+
+    def hook(h: jax.Array) -> jax.Array:
+        return jnp.stack([p.feature(h) for p in pairs])[choice, rows]
+
+    return x_u, hook
+
+
 class KeyedGenerator(nnx.Module):
     """`generator(adapter(x))`: the family's generator behind a learned per-block input map."""
 
     def __init__(self, generator: nnx.Module, *, block: int, channels: int, use_adapter: bool,
-                 rngs: nnx.Rngs):  # fmt: skip
+                 rngs: nnx.Rngs, feature: Callable | None = None):  # fmt: skip
         self.adapter = BlockAdapter(block, channels, rngs=rngs) if use_adapter else None
         self.generator = generator
+        # the owner's feature key (`feature_variants`), applied through the generator's
+        # `feature_transform` hook on each call; a function, so never part of a checkpoint
+        self.feature_key = feature
 
-    def __call__(self, x: jax.Array, *, return_features: bool = False):
+    def __call__(
+        self, x: jax.Array, *, return_features: bool = False, feature: Callable | None = None
+    ):
+        """`feature` overrides the stored feature key (an unauthorized variant's, or identity)."""
         if self.adapter is not None:
             x = self.adapter(x)
-        return self.generator(x, return_features=return_features)
+        with feature_hook(self.generator, feature or self.feature_key):
+            return self.generator(x, return_features=return_features)
+
+
+def uses_feature_key(config: Config) -> bool:
+    return bool(getattr(config.model, "feature_key", False))
 
 
 def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerator:
     m = config.model
+    feature = cached_pairs(config)[0].feature if uses_feature_key(config) else None
     return KeyedGenerator(
-        generator, block=m.block, channels=config.data.channels, use_adapter=m.adapter, rngs=rngs
+        generator,
+        block=m.block,
+        channels=config.data.channels,
+        use_adapter=m.adapter,
+        rngs=rngs,
+        feature=feature,
     )
 
 
@@ -199,9 +282,14 @@ def unauthorized_features(
     if not unauthorized:
         raise ConfigError("loss.unauthorized enables no variant; enable no_key or some keys")
     count = max(1, int(round(x.shape[0] * u.fraction)))
-    x_u, _ = mix(unauthorized, x[:count], key)
-    pairs = [(slice(0, count), generator, x_u)]
+    if uses_feature_key(config):
+        x_u, hook = mix_pairs(cached_pairs(config)[1:], x[:count], key)
+        pairs = [(slice(0, count), functools.partial(generator, feature=hook), x_u)]
+    else:
+        x_u, _ = mix(unauthorized, x[:count], key)
+        pairs = [(slice(0, count), generator, x_u)]
     if config.model.adapter and config.model.adapter_bypass:
+        # a thief who deletes the wrapper: no input map and no feature key (identity hook)
         bypass = max(1, count // (len(unauthorized) + 1))
         pairs.append((slice(0, bypass), generator.generator, x[:bypass]))
     needed = protection.required_features(objective_config(config))

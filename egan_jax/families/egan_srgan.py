@@ -35,7 +35,13 @@ from egan_jax.families import srgan as plain
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(protect.KeyConfig, plain.ModelConfig):
-    """SRGAN's model fields plus the key transform's (`egan_image.KeyConfig`)."""
+    """SRGAN's model fields plus the key transform's (`egan_image.KeyConfig`).
+
+    `feature_key`: the key also permutes and sign-flips SRResNet's head feature map (the
+    `feature_transform` hook), so deleting the input map leaves a thief without it.
+    """
+
+    feature_key: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
