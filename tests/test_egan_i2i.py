@@ -286,7 +286,9 @@ def test_feature_key_acts_inside_the_generator_and_is_fingerprinted(tmp_path):
     assert not np.allclose(keyed, generator.generator(lr), atol=1e-4)  # adapter removed
     # the feature material is the owner key's (same fingerprint), other keys' differ; the state
     # (what a checkpoint stores) holds no feature material
-    pairs = protect.cached_pairs(config)
+    pairs = protect.paired_variants(config)
+    trained = [p.name for p in protect.cached_pairs(config)]  # model.feature_near=false
+    assert "no key" in trained and not any("(feature)" in name for name in trained)
     assert pairs[0].material.key_fingerprint == protect.key_fingerprint(config)
     np.testing.assert_array_equal(pairs[0].material.permutation, owner.permutation)
     kinds = {p.name: p for p in pairs}

@@ -164,10 +164,13 @@ def feature_config(config: Config) -> dict:
     return {"channels": config.model.width, "tag": "srgan/head", "flip_signs": True}
 
 
-def paired_variants(config: Config, key=None, spec: UnauthorizedSpec | None = None):
+def paired_variants(
+    config: Config, key=None, spec: UnauthorizedSpec | None = None, feature_near: bool = True
+):
     """(correct key, unauthorized...) as `Pair`s: each other key acts on both the image and the
     feature map (no key: identity on both); the near materials change one of the two only (one
-    transposition / flipped bit of the image transform, then of the feature permutation/signs)."""
+    transposition / flipped bit of the image transform, then — with `feature_near` — of the
+    feature permutation/signs)."""
     key = key or load_key(config)
     images = variants(config, key, spec)
     spec = spec or images_spec(config)
@@ -180,8 +183,14 @@ def paired_variants(config: Config, key=None, spec: UnauthorizedSpec | None = No
         if v.kind == "near_material":
             out.append(Pair(f"{v.name} (image)", v.kind, v.apply, owner.apply, owner.material))
             f = by_name[v.name]
-            near.append(
-                Pair(f"{v.name} (feature)", v.kind, images.authorized.apply, f.apply, f.material)
+            near += (
+                []
+                if not feature_near
+                else [
+                    Pair(
+                        f"{v.name} (feature)", v.kind, images.authorized.apply, f.apply, f.material
+                    )
+                ]
             )
         else:
             f = by_name[v.name]
@@ -191,7 +200,8 @@ def paired_variants(config: Config, key=None, spec: UnauthorizedSpec | None = No
 
 @functools.lru_cache(maxsize=8)
 def cached_pairs(config: Config) -> tuple[Pair, ...]:
-    return paired_variants(config)
+    """Training's pairs (feature near misses only with `model.feature_near`)."""
+    return paired_variants(config, feature_near=bool(getattr(config.model, "feature_near", True)))
 
 
 def mix_pairs(pairs, x: jax.Array, key: jax.Array):

@@ -42,6 +42,8 @@ class ModelConfig(protect.KeyConfig, plain.ModelConfig):
     """
 
     feature_key: bool = False
+    # also train against near misses of the feature material (one transposition / sign flip)
+    feature_near: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
