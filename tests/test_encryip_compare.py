@@ -113,7 +113,15 @@ def test_side_by_side_table(runs, tmp_path):
     assert proof["encryip"] == "3/3 users identified"
     assert ("prune 50%", "owner's proof") in rows
     assert any(s.startswith("fine-tune 10%") for s, _ in rows)
-    assert rows[("forged keys: 2 random", "best forged-key accuracy %")]["plain"] == "no key"
+    assert (
+        rows[
+            (
+                "forged keys: random (2 transform keys, 1 EncryIP key pair)",
+                "best forged-key accuracy %",
+            )
+        ]["plain"]
+        == "no key"
+    )
     markdown = (tmp_path / "compare.md").read_text()
     assert "| attack | measure | plain | watermark | key transform | EncryIP |" in markdown
     assert json.loads((tmp_path / "compare.json").read_text())["rows"] == report["rows"]

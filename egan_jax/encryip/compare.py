@@ -302,7 +302,7 @@ def compare_protections(
             mapping = rb.unchecked_map(book, forged_key)  # a pirate ignoring the rejection
         forged_scores[name] = pl.map_accuracy(test_logits, test_labels, mapping, k)
     add(
-        f"forged keys: {random_keys} random",
+        f"forged keys: random ({random_keys} transform keys, 1 EncryIP key pair)",
         "best forged-key accuracy %",
         plain="no key",
         watermark="no key",
