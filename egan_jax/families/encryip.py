@@ -26,7 +26,7 @@ registry) or -2.2 (another); class-sum + 0.1 × randomized (10 draws): +0.6 (98.
 seed 0, -1.1 with seed 1 (180 test images: one image is 0.56 points). The class-sum term costs the
 outputs' randomization: with index weight 0.1 one index per class wins (index spread 0.10, vs 0.56
 for the randomized term alone). Class-sum + 1 × the expectation (``label_draws=0``, the default):
-98.3% = the plain twin's with seed 0, 97.8% vs 98.3% with seed 1, index spread 0.68.
+98.3% = the plain twin's with seeds 0 and 2, 97.8% vs 98.3% with seed 1; index spread 0.68-0.70.
 
 With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
 with ``model.watermark_signature`` a second plain twin carries that signature in its batch-norm
