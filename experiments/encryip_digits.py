@@ -5,8 +5,9 @@ outputs cost the same as a 10-way head, 129 and more ~30% more per forward pass)
 class-sum cross-entropy (what a key holder reads) + the per-index cross-entropy on the expectation of
 the randomized labels (uniform over the class's 10 indices: ``loss.label_draws=0``). Seed 0: user keys
 98.3% = the plain twin's; seed 1: 97.8% vs 98.3% (one test image); seed 2: 98.3% = 98.3%; the
-outputs stay randomized (index spread 0.68-0.70). Sampled labels instead (``label_draws=10``): alone -2.2 points (spread 0.56); with the class-sum term at weight 0.1, +0.6
-(seed 0) / -1.1 (seed 1) but one index per class wins (spread 0.10).
+outputs stay randomized (index spread 0.68-0.70). Sampled labels instead (``label_draws=10``):
+alone -2.2 points (spread 0.56); with the class-sum term at weight 0.1, +0.6 (seed 0) / -1.1
+(seed 1) but one index per class wins (spread 0.10).
 A plain 10-way twin and a watermarked twin (signature in the batch-norm scales) train on the same
 batches, for the comparisons (`egan encryip compare`).
 
