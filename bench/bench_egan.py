@@ -4,8 +4,8 @@ protected ≤ 1.35× unprotected).
 Both steps are the families' own `make_train_step` functions, run the way the generic loop runs them
 (one `jax.jit` over the split nnx state). Timing is min wall and min process-CPU time per step, the
 two measured in interleaved rounds so background load hits them alike. Protected variants: the
-latent-offset design (default) and the feature-permutation design, the self-adversarial term on
-output pixels over half the batch. Writes bench/results/egan_step.json
+feature-lock design (the default), the feature-permutation design and the latent-offset design, the
+self-adversarial term on output pixels over half the batch. Writes bench/results/egan_step.json
 (`egan_step_quick.json` with --quick). Run: `.venv/bin/python -m bench.bench_egan [--quick]`.
 """
 
@@ -78,6 +78,7 @@ def run(quick: bool = False, *, batch: int = 64, width: int = 32, image_size: in
         "dcgan": None,
         "egan_latent_offset": "latent_offset",
         "egan_feature_perm": "feature_perm",
+        "egan_feature_lock": "feature_lock",
     }
     load_at_start = os.getloadavg()
     steps = {name: make_step(_config(design, **shape)) for name, design in names.items()}
