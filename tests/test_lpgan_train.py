@@ -302,7 +302,8 @@ def test_a_server_killed_mid_step_resumes_and_finishes_bit_identical(tmp_path, m
 
     # no leak from the replay: the aborted try's material is a prefix of the replay's, item by item
     aborted, replay = handed["try 0"], handed["try 1"]
-    assert len(aborted) == kill_at and len(replay) > kill_at
+    # the dealer serves both servers concurrently: S0 may fetch an item or two after the kill
+    assert kill_at <= len(aborted) < len(replay)
     by_party = [[i for i in items if i[0] == p] for items in (aborted, replay) for p in (0, 1)]
     for first, second in ((by_party[0], by_party[2]), (by_party[1], by_party[3])):
         assert first == second[: len(first)]
