@@ -178,6 +178,33 @@ def _patch_losses(per_value_loss, *logits: jax.Array) -> jax.Array:
     return jnp.mean(values.reshape(count, -1), axis=1)
 
 
+def update_discriminators(
+    models: Models,
+    optimizers: Optimizers,
+    reals: tuple[jax.Array, jax.Array],
+    fakes: tuple[jax.Array, jax.Array],
+    keys: tuple[jax.Array, jax.Array],
+) -> dict[str, jax.Array]:
+    """One LSGAN update of D_A and D_B on (real, image-pool sample of the fakes); their losses.
+
+    `reals`, `fakes` and `keys` are (domain A, domain B) pairs; fakes go through the history pools.
+    """
+    pooled = [models["pools"][d].query(f, k) for d, f, k in zip("ab", fakes, keys, strict=True)]
+
+    def d_loss(discriminator, real, fake):
+        return jnp.mean(
+            _patch_losses(losses.least_squares_discriminator, discriminator(real),
+                          discriminator(fake))
+        )  # fmt: skip
+
+    metrics = {}
+    for role, real, fake in zip(DISCRIMINATORS, reals, pooled, strict=True):
+        loss, grad = nnx.value_and_grad(d_loss)(models[role], real, fake)
+        optimizers[role].update(models[role], grad)
+        metrics[f"d_loss_{role[-1]}"] = loss
+    return metrics
+
+
 def make_train_step(config: Config):
     _check(config)
     cycle_weight = config.loss.cycle_weight
@@ -213,23 +240,12 @@ def make_train_step(config: Config):
             optimizers[role].update(model, grad)
 
         key_a, key_b = jax.random.split(key)
-        pooled_a = models["pools"]["a"].query(fake_a, key_a)
-        pooled_b = models["pools"]["b"].query(fake_b, key_b)
-
-        def d_loss(discriminator, real, fake):
-            return jnp.mean(
-                _patch_losses(losses.least_squares_discriminator, discriminator(real),
-                              discriminator(fake))
-            )  # fmt: skip
-
         metrics = {"g_loss": loss_g, "g_adv": adv, "cycle_l1": cycle, "identity_l1": identity}
-        for role, real, fake in (
-            ("discriminator_a", real_a, pooled_a),
-            ("discriminator_b", real_b, pooled_b),
-        ):
-            loss, grad = nnx.value_and_grad(d_loss)(models[role], real, fake)
-            optimizers[role].update(models[role], grad)
-            metrics[f"d_loss_{role[-1]}"] = loss
+        metrics.update(
+            update_discriminators(
+                models, optimizers, (real_a, real_b), (fake_a, fake_b), (key_a, key_b)
+            )
+        )
         return metrics
 
     return train_step

@@ -124,24 +124,13 @@ def make_train_step(config: Config):
         for role, model, grad in zip(plain.GENERATORS, generators, grads, strict=True):
             optimizers[role].update(model, grad)
 
-        pooled_a = models["pools"]["a"].query(fake_a, key_a)
-        pooled_b = models["pools"]["b"].query(fake_b, key_b)
-
-        def d_loss(discriminator, real, fake):
-            return jnp.mean(
-                plain._patch_losses(losses.least_squares_discriminator, discriminator(real),
-                                    discriminator(fake))
-            )  # fmt: skip
-
         metrics = {"g_loss": loss_g, "g_adv": adv, "cycle_l1": cycle, "identity_l1": identity}
         metrics.update({f"g_{name}": value for name, value in parts.items()})
-        for role, real, fake in (
-            ("discriminator_a", real_a, pooled_a),
-            ("discriminator_b", real_b, pooled_b),
-        ):
-            loss, grad = nnx.value_and_grad(d_loss)(models[role], real, fake)
-            optimizers[role].update(models[role], grad)
-            metrics[f"d_loss_{role[-1]}"] = loss
+        metrics.update(
+            plain.update_discriminators(
+                models, optimizers, (real_a, real_b), (fake_a, fake_b), (key_a, key_b)
+            )
+        )
         return metrics
 
     return train_step
