@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from egan_jax import losses, protection
-from egan_jax.config import Config, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from egan_jax.config import Config
 from egan_jax.families import Family, Models, Optimizers
 from egan_jax.families import cyclegan as plain
 from egan_jax.families import egan_image as protect
@@ -53,14 +53,9 @@ class LossConfig(plain.LossConfig):
 
 
 def default_config() -> Config:
-    return Config(
-        family="egan_cyclegan",
-        model=ModelConfig(),
-        loss=LossConfig(),
-        data=DataConfig(name="grass2gravel", split="train", image_size=32, channels=3),
-        train=TrainConfig(steps=2000, batch_size=1),
-        optim=OptimConfig(learning_rate=2e-4, b1=0.5, b2=0.999, schedule="linear_decay"),
-        eval=EvalConfig(every=0),
+    """The plain family's defaults (data, schedule, optimiser) with the protected model and losses."""
+    return dataclasses.replace(
+        plain.default_config(), family="egan_cyclegan", model=ModelConfig(), loss=LossConfig()
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 from flax import nnx
 
 from egan_jax import losses, protection
-from egan_jax.config import Config, DataConfig, EvalConfig, OptimConfig, TrainConfig
+from egan_jax.config import Config
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, Optimizers
 from egan_jax.families import egan_image as protect
@@ -55,14 +55,9 @@ class LossConfig(plain.LossConfig):
 
 
 def default_config() -> Config:
-    return Config(
-        family="egan_srgan",
-        model=ModelConfig(),
-        loss=LossConfig(),
-        data=DataConfig(name="photos", split="train", image_size=96, channels=3),
-        train=TrainConfig(steps=2000, batch_size=16),
-        optim=OptimConfig(learning_rate=1e-4, b1=0.9, b2=0.999),
-        eval=EvalConfig(every=0),
+    """The plain family's defaults (data, schedule, optimiser) with the protected model and losses."""
+    return dataclasses.replace(
+        plain.default_config(), family="egan_srgan", model=ModelConfig(), loss=LossConfig()
     )
 
 
