@@ -1,0 +1,160 @@
+"""The k-fold parity check (egan_jax.encryip.parity): folds partition the pool, stratified and
+deterministic; the fold trainer is `egan train`'s step; the report holds every field and is
+reproduced exactly; bad input is refused with a message naming the fix."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import jax
+import numpy as np
+import pytest
+
+from egan_jax.config import apply_overrides
+from egan_jax.encryip import parity
+from egan_jax.encryip import parity_stats as stats
+from egan_jax.encryip.group import TEST_GROUP_64
+from egan_jax.encryip.registry import Registry
+from egan_jax.errors import ConfigError
+from egan_jax.families import encryip as family
+
+TINY = (
+    "data.image_size=8",
+    "model.width=8",
+    "model.per_class=2",
+    "model.num_fakes=8",
+    "model.codebook_label=tiny",
+    "loss.triggers_per_step=4",
+    "loss.eval_batch_size=256",
+    "train.batch_size=16",
+    "train.steps=6",
+    "optim.learning_rate=0.01",
+    "log.quiet=true",
+    "log.tensorboard=false",
+    "checkpoint.every=0",
+)
+
+
+@pytest.fixture(scope="module")
+def registry_path(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity_keys")
+    registry = Registry.create(root / "owner.json", group=TEST_GROUP_64, rng=random.Random(5))
+    for i in range(2):
+        registry.issue_user(f"user{i}", rng=random.Random(200 + i))
+    return root / "owner.json"
+
+
+@pytest.fixture(scope="module")
+def config():
+    return apply_overrides(family.default_config(), list(TINY))
+
+
+def test_folds_partition_stratified_and_deterministic():
+    labels = np.repeat(np.arange(10), np.arange(20, 30))  # unequal class sizes
+    folds = parity.stratified_folds(labels, 5, seed=0)
+    assert folds.shape == labels.shape and set(np.unique(folds)) == set(range(5))
+    sizes = np.bincount(folds)
+    assert sizes.sum() == len(labels) and sizes.max() - sizes.min() <= 1
+    for y in range(10):
+        per_class = np.bincount(folds[labels == y], minlength=5)
+        assert per_class.max() - per_class.min() <= 1
+    np.testing.assert_array_equal(folds, parity.stratified_folds(labels, 5, seed=0))
+    assert not np.array_equal(folds, parity.stratified_folds(labels, 5, seed=1))
+
+
+@pytest.mark.parametrize("folds", [0, 1, -3])
+def test_too_few_folds_is_refused(folds):
+    with pytest.raises(ConfigError, match="folds"):
+        parity.stratified_folds(np.arange(40) % 4, folds, seed=0)
+
+
+def test_more_folds_than_a_class_has_examples_is_refused():
+    with pytest.raises(ConfigError, match="fewer folds"):
+        parity.stratified_folds(np.array([0, 0, 0, 1, 1, 1, 1]), 4, seed=0)
+
+
+def test_cli_refuses_bad_folds(capsys):
+    code = parity.main(["experiments/encryip_digits.py", "--folds", "1", "--out", "unused"])
+    assert code == 2 and "at least 2 folds" in capsys.readouterr().err
+
+
+def test_cli_needs_a_registry(capsys):
+    code = parity.main(["experiments/encryip_digits.py", "--folds", "2", "--out", "unused"])
+    assert code == 2 and "--registry" in capsys.readouterr().err
+
+
+def test_mcnemar_and_bootstrap():
+    plain = np.array([1, 1, 1, 1, 0, 0, 1, 1], bool)
+    other = np.array([0, 0, 0, 1, 0, 0, 1, 1], bool)
+    result = stats.mcnemar_exact(plain, other)
+    assert result == {"plain_only": 3, "other_only": 0, "p_value": 0.25}
+    assert stats.mcnemar_exact(plain, plain)["p_value"] == 1.0
+    diff = other.astype(float) - plain
+    low, high = stats.paired_bootstrap(diff, resamples=1000, seed=0)
+    assert low <= diff.mean() <= high <= 0.0
+    assert (low, high) == stats.paired_bootstrap(diff, resamples=1000, seed=0)
+    assert stats.paired_bootstrap(np.zeros(50)) == (0.0, 0.0)
+
+
+@pytest.mark.slow
+def test_fold_trainer_is_the_engine_step(tmp_path, config, registry_path):
+    """On the train split the fold trainer gives `train_and_evaluate`'s parameters exactly."""
+    from flax import nnx
+
+    from egan_jax.families import classifier as plain
+    from egan_jax.train import train_and_evaluate
+
+    cfg = parity.training_config(config, registry_path, seed=3)
+    cfg = apply_overrides(cfg, ["train.steps=3"])
+    engine = train_and_evaluate(cfg, tmp_path / "run").models
+    images, labels = plain._load(cfg, cfg.data.split)
+    ours = parity.FoldTrainer(cfg).train(cfg, images, labels)
+    for name in ("classifier", "baseline"):
+        a, b = nnx.state(engine[name], nnx.Param), nnx.state(ours[name], nnx.Param)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory, config, registry_path):
+    out = tmp_path_factory.mktemp("parity")
+    result = parity.run_parity(config, registry_path, folds=2, seeds=[0], out=out, resamples=200)
+    return out, result
+
+
+def test_report_fields_and_files(report):
+    out, result = report
+    s = result["summary"]
+    assert s["images"] == 1797 and s["folds"] == 2 and s["seeds"] == [0]
+    assert s["users"] == ["user0", "user1"]
+    row = s["per_seed"][0]
+    assert set(row["accuracy"]) == {"plain", "owner", "user0", "user1"}
+    assert [f["images"] for f in row["folds"]] == [899, 898]
+    for key in ("gap_points", "gap_ci95_points", "mcnemar", "index_spread", "users_agree"):
+        assert key in row
+    pooled = s["pooled_over_seeds"]
+    low, high = pooled["gap_ci95_points"]
+    assert low <= pooled["gap_points"] <= high
+    assert pooled["gap_points"] == pytest.approx(100 * (pooled["worst_user"] - pooled["plain"]))
+    assert json.loads((out / "parity.json").read_text())["summary"] == s
+    assert "gap" in (out / "parity.md").read_text()
+    cached = [np.load(out / "folds" / f"seed0_fold{f}.npz") for f in range(2)]
+    assert sum(len(c["plain"]) for c in cached) == 1797
+    text = (out / "parity.json").read_text()
+    assert "secret" not in text and '"x"' not in text
+
+
+def test_report_is_deterministic(report, tmp_path, config, registry_path):
+    _, first = report
+    again = parity.run_parity(
+        config, registry_path, folds=2, seeds=[0], out=tmp_path, resamples=200
+    )
+    assert again["summary"] == first["summary"]
+
+
+def test_rerun_reuses_the_folds(report, config, registry_path):
+    out, first = report
+    again = parity.run_parity(config, registry_path, folds=2, seeds=[0], out=out, resamples=200)
+    assert again["summary"] == first["summary"]
+    assert all(t["seconds"] is None for t in again["timings"])
