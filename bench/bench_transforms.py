@@ -8,6 +8,8 @@ Side by side in one run, per shape (256×32×32×3 and 64×128×128×3):
       per-position elementwise NP/FFX (egan_jax.transforms.Pipeline, jitted),
   (3b) flat gather + one combined NP/FFX lookup table per block position,
   (4) no 6-D transpose: [N, H/M, M, W/M, M·C] and per-row takes along the merged axis;
+  (3c, 5–8) in bench/transform_variants.py: the previous library code, a flat 2-D layout, uint8
+  input with one per-position table, static strided slices, the batch in two halves;
 - the inverse (library and (2));
 - (a) a jitted device copy of the same array (bandwidth bound), (b) the numpy reference one image at
   a time (vectorised within the image), (c) one DCGAN train step (egan_jax.families.dcgan, width
@@ -21,12 +23,14 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bench import transform_variants as tv
 from bench.common import time_min, write_result
 from egan_jax.keys import SecretKey
 from egan_jax.transforms import Pipeline, decimal_grid, pixel_grid
@@ -187,11 +191,13 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
     pipe = Pipeline.from_config(CONFIG, key)
     perm, sign, ffx_mask, values, inv_values = material_arrays(pipe)
     rng = np.random.default_rng(0)
-    x_np = pixel_grid()[rng.integers(0, 256, shape)]
+    x_bytes_np = rng.integers(0, 256, shape).astype(np.uint8)
+    x_np = pixel_grid()[x_bytes_np]
     x = jax.device_put(x_np)
     expected = np.asarray(jax.jit(pipe.forward)(x))
 
     consts = dict(sign=sign, ffx_mask=ffx_mask, values=values)
+    previous_forward, previous_inverse = tv.previous_library_factory(pipe, shape)
     forward = {
         "1_transpose_traced": functools.partial(
             jax.jit(transpose_forward), perm=perm, **{k: jnp.asarray(v) for k, v in consts.items()}
@@ -201,6 +207,11 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
         "3a_flat_gather_take_int32": jax.jit(take_forward_factory(pipe, shape)),
         "3b_flat_gather_position_lut": jax.jit(lut_forward_factory(pipe, shape)),
         "4_merged_axis_rows": jax.jit(rows_forward_factory(pipe, shape)),
+        "3c_previous_library": jax.jit(previous_forward),
+        "5_flat2d_fast_quantize": jax.jit(tv.flat2d_factory(pipe, shape)),
+        "5b_flat2d_xor_sign": jax.jit(tv.flat2d_factory(pipe, shape, xor_sign=True)),
+        "7_static_strided_slices": jax.jit(tv.strided_slices_factory(pipe, shape)),
+        "8_batch_halves": jax.jit(tv.batch_halves_factory(pipe, shape)),
     }
     inv_consts = dict(
         inv_perm=np.argsort(perm), sign=sign, ffx_mask=ffx_mask, inv_values=inv_values
@@ -208,10 +219,17 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
     inverse = {
         "2_transpose_static": jax.jit(functools.partial(transpose_inverse, **inv_consts)),
         "3_flat_gather_library": jax.jit(pipe.inverse),
+        "3c_previous_library": jax.jit(lambda a: previous_inverse(a)[0]),
     }
     exact = {
         name: bool(np.array_equal(np.asarray(fn(x)), expected)) for name, fn in forward.items()
     }
+    # (6) takes the same image as bytes: exact if it equals the library on the grid floats
+    x_bytes = jax.device_put(x_bytes_np)
+    from_bytes = jax.jit(tv.uint8_position_lut_factory(pipe, shape))
+    exact["6_uint8_in_position_lut"] = bool(
+        np.array_equal(np.asarray(from_bytes(x_bytes)), expected)
+    )
     y = jax.device_put(expected)
     exact.update(
         {f"inverse/{n}": bool(np.array_equal(np.asarray(f(y)), x_np)) for n, f in inverse.items()}
@@ -229,6 +247,10 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
     )
     best = interleaved_min(forward, x, rounds=repeats)
     ms = {f"forward/{name}": 1e3 * t for name, t in best.items()}
+    bytes_best = interleaved_min({"lut": from_bytes, "copy": forward["device_copy"]}, x_bytes,
+                                 rounds=repeats)  # fmt: skip
+    ms["forward/6_uint8_in_position_lut"] = 1e3 * bytes_best["lut"]
+    ms["baseline/device_copy_uint8"] = 1e3 * bytes_best["copy"]
     ms["baseline/device_copy"] = ms.pop("forward/device_copy")
     ms["baseline/numpy_per_image"] = ms.pop("forward/numpy_per_image")
     best = interleaved_min(inverse, y, rounds=repeats)
@@ -248,6 +270,13 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
         "2_transpose_static / library": ms["forward/2_transpose_static"] / default,
         "1_transpose_traced / library": ms["forward/1_transpose_traced"] / default,
         "library_inverse / library_forward": ms["inverse/3_flat_gather_library"] / default,
+        "numpy_per_image / library_inverse": ms["baseline/numpy_per_image"]
+        / ms["inverse/3_flat_gather_library"],
+        "3c_previous_library / library": ms["forward/3c_previous_library"] / default,
+        "inverse 3c_previous_library / library": ms["inverse/3c_previous_library"]
+        / ms["inverse/3_flat_gather_library"],
+        "numpy_per_image / 6_uint8_in_position_lut": ms["baseline/numpy_per_image"]
+        / ms["forward/6_uint8_in_position_lut"],
     }
     if "baseline/dcgan_train_step" in ms:
         ratios["library / dcgan_train_step (%)"] = 100 * default / ms["baseline/dcgan_train_step"]
@@ -257,6 +286,7 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
 def run(quick: bool = False, with_step: bool = True) -> dict:
     repeats, step_repeats = (5, 1) if quick else (20, 1)
     shapes = {}
+    load_before = os.getloadavg()
     for shape in SHAPES:
         name = "x".join(map(str, shape))
         print(f"-- {name}", flush=True)
@@ -281,6 +311,7 @@ def run(quick: bool = False, with_step: bool = True) -> dict:
         "config": CONFIG,
         "quick": quick,
         "repeats": repeats,
+        "load_average_1_5_15": {"before": load_before, "after": os.getloadavg()},
         "shapes": shapes,
         "summary": summary,
     }

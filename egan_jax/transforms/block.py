@@ -205,14 +205,34 @@ def negate_positions(x: jax.Array, selected: np.ndarray) -> jax.Array:
     selected = selected.reshape(x.shape[1:])
     if x.dtype == jnp.uint8:
         return jnp.where(selected, jnp.uint8(255) - x, x)
-    return jnp.where(selected, -x, x)
+    # −x flips the sign bit (also of 0 and NaN): one XOR with a per-position constant, which
+    # XLA:CPU vectorises better than a select between x and −x
+    bits = {2: np.uint16, 4: np.uint32}[x.dtype.itemsize]
+    sign = np.where(selected, bits(1) << bits(8 * x.dtype.itemsize - 1), bits(0)).astype(bits)
+    flipped = jax.lax.bitcast_convert_type(x, bits) ^ sign
+    return jax.lax.bitcast_convert_type(flipped, x.dtype)
+
+
+_ROUNDING_BIAS = np.float32(2.0**23)  # v + 2^23 rounds v ∈ [0, 2^22) to an integer, half to even
+_ROUNDING_BIAS_BITS = 0x4B000000  # the float32 bit pattern of 2^23
 
 
 def _quantize(x: jax.Array, levels: int) -> jax.Array:
-    """Nearest code of a float on the grid ``code/((levels−1)/2) − 1``, clipped to ``[0, levels)``."""
+    """Nearest code of a float on the grid ``code/((levels−1)/2) − 1``, clipped to ``[0, levels)``.
+
+    Equal, for every float32 input, to ``clip(round((x + 1)·scale), 0, levels − 1)`` (round half to
+    even; NaN → 0, as XLA converts NaN to 0), written so that XLA:CPU keeps it vectorised: the clip
+    is two compare-selects (no NaN-propagating min/max), and the rounding and the conversion are one
+    add of 2^23 and a bit cast (for ``0 ≤ v < 2^22`` the sum's low mantissa bits are ``round(v)``).
+    """
     scale = (levels - 1) / 2.0
-    index_dtype = jnp.uint8 if levels <= 256 else jnp.int32  # uint8 indices gather faster on CPU
-    return jnp.clip(jnp.round((x + 1.0) * scale), 0, levels - 1).astype(index_dtype)
+    v = (x + 1.0) * scale
+    v = jnp.where(v > 0, v, np.float32(0))  # also NaN → 0
+    v = jnp.where(v < levels - 1, v, np.float32(levels - 1))
+    bits = jax.lax.bitcast_convert_type(v + _ROUNDING_BIAS, jnp.int32)
+    if levels <= 256:  # uint8 indices gather faster on CPU; the cast keeps the low byte = round(v)
+        return bits.astype(jnp.uint8)
+    return bits - _ROUNDING_BIAS_BITS
 
 
 def _lookup(table: np.ndarray, index: jax.Array) -> jax.Array:
