@@ -2,7 +2,7 @@
 
     python -m egan_jax.classifier_sweep experiments/classifier_digits.py \\
         --key keys/classifier.key --out runs/classifier_sweep [--blocks 2,4,8] \\
-        [--transforms shuffle,np,ffx,all] [--set train.steps=600 ...]
+        [--transforms shuffle,np,ffx,all] [--set train.steps=600 ...] [--key another.key ...]
 
 Trains one unprotected run (``OUT/plain``) and one protected run per transform and block size
 (``OUT/<transform>_b<block>``) with the engine (``train_and_evaluate``: a finished run is resumed as
@@ -40,13 +40,20 @@ def _steps_override(steps: tuple[str, ...]) -> str:
 def sweep(
     experiment: str,
     *,
-    key_file: str,
+    key_file: str | tuple[str, ...],
     out: str | Path,
     blocks: tuple[int, ...] = (2, 4, 8),
     transforms: tuple[str, ...] = tuple(TRANSFORMS),
     overrides: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
-    """Train and evaluate every (transform, block) run; write and return the table's lines."""
+    """Train and evaluate every (transform, block) run for each key file; write and return the
+    table's lines.
+
+    With several keys the runs are ``OUT/<transform>_b<block>_k<i>`` (``i`` the key's index) and
+    every line names its key's fingerprint. The unprotected run is shared by all lines, except for
+    models with a per-position input embedding (``model.input_codes`` > 0), whose positions repeat
+    with the block: there one unprotected run per block, ``OUT/plain_b<block>``.
+    """
     from egan_jax.classifier_eval import evaluate_workdir
     from egan_jax.config import load_config
     from egan_jax.train import train_and_evaluate
@@ -54,21 +61,41 @@ def sweep(
     unknown = sorted(set(transforms) - set(TRANSFORMS))
     if unknown:
         raise ConfigError(f"unknown transform(s) {unknown}; use names from {sorted(TRANSFORMS)}")
+    key_files = (key_file,) if isinstance(key_file, str | Path) else tuple(key_file)
+    if not key_files:
+        raise ConfigError("the sweep needs at least one key file (--key FILE)")
     out = Path(out)
-    common = (*RUN_OVERRIDES, f"model.transform.key_file={Path(key_file).absolute()}", *overrides)
-    plain = out / "plain"
-    train_and_evaluate(load_config(experiment, (*common, _steps_override(()))), plain)
+
+    def common(key: str) -> tuple[str, ...]:
+        return (*RUN_OVERRIDES, f"model.transform.key_file={Path(key).absolute()}", *overrides)
+
+    per_block = load_config(experiment, common(key_files[0])).model.input_codes > 0
+    plains = {}
+    for block in blocks if per_block else (None,):
+        plain = out / ("plain" if block is None else f"plain_b{block}")
+        run = (*common(key_files[0]), _steps_override(()))
+        if block is not None:
+            run = (*run, f"model.transform.block={block}")
+        train_and_evaluate(load_config(experiment, run), plain)
+        plains[block] = plain
     lines = []
-    for name in transforms:
-        for block in blocks:
-            workdir = out / f"{name}_b{block}"
-            run = (*common, _steps_override(TRANSFORMS[name]), f"model.transform.block={block}")
-            train_and_evaluate(load_config(experiment, run), workdir)
-            report = evaluate_workdir(workdir, baseline=plain)
-            lines.append(
-                {"transform": name, "block": block, **report["summary"], "goals": report["goals"]}
-            )
-            write_table(lines, out)
+    for index, key in enumerate(key_files):
+        suffix = f"_k{index}" if len(key_files) > 1 else ""
+        for name in transforms:
+            for block in blocks:
+                workdir = out / f"{name}_b{block}{suffix}"
+                run = (
+                    *common(key),
+                    _steps_override(TRANSFORMS[name]),
+                    f"model.transform.block={block}",
+                )
+                train_and_evaluate(load_config(experiment, run), workdir)
+                report = evaluate_workdir(workdir, baseline=plains[block if per_block else None])
+                line = {"transform": name, "block": block, **report["summary"]}
+                if len(key_files) > 1:
+                    line["key"] = report["meta"]["key_fingerprint"]
+                lines.append({**line, "goals": report["goals"]})
+                write_table(lines, out)
     return lines
 
 
@@ -89,7 +116,13 @@ def markdown(lines: list[dict[str, Any]]) -> str:
         "| transform | block | plain model | correct key | plain images | random keys | "
         "near-miss keys | near-miss material | goals |"
     )
-    rows = [head, "|---|---:|---:|---:|---:|---|---|---|---|"]
+    several_keys = any("key" in line for line in lines)
+    if several_keys:
+        head = head.replace("| block |", "| block | key |")
+    rows = [
+        head,
+        "|---|---:|" + ("---|" if several_keys else "") + "---:|---:|---:|---|---|---|---|",
+    ]
     for line in lines:
         material = "; ".join(
             f"{step}: {_spread(line, f'near_material_{step}')}"
@@ -97,7 +130,9 @@ def markdown(lines: list[dict[str, Any]]) -> str:
         )
         met = sum(line["goals"].values())
         rows.append(
-            f"| {line['transform']} | {line['block']} | {_pct(line, 'plain_model')} | "
+            f"| {line['transform']} | {line['block']} | "
+            + (f"{line.get('key', '–')} | " if several_keys else "")
+            + f"{_pct(line, 'plain_model')} | "
             f"{_pct(line, 'correct_key')} | {_pct(line, 'plain_images')} | "
             f"{_spread(line, 'random_keys')} | {_spread(line, 'near_miss_keys')} | {material} | "
             f"{met}/{len(line['goals'])} |"
@@ -119,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "experiment", help="a classifier experiment config, e.g. experiments/classifier_digits.py"
     )
     parser.add_argument(
-        "--key", required=True, help="the owner's key file (egan keygen --out FILE)"
+        "--key",
+        action="append",
+        required=True,
+        help="the owner's key file (egan keygen --out FILE); repeat for a line per key",
     )
     parser.add_argument("--out", required=True, help="folder for the runs and table.{md,json}")
     parser.add_argument("--blocks", default="2,4,8", help="block sizes (default 2,4,8)")
@@ -128,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = sweep(
         args.experiment,
-        key_file=args.key,
+        key_file=tuple(args.key),
         out=args.out,
         blocks=tuple(int(b) for b in args.blocks.split(",")),
         transforms=tuple(args.transforms.split(",")),

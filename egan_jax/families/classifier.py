@@ -56,6 +56,10 @@ class ModelConfig:
     depth: int = 0  # 0: the architecture's default
     patch_size: int = 4  # convmixer / vit; = transform.block to lock without retraining
     heads: int = 0  # vit; 0: chosen from the width
+    # cnn / resnet18: > 0 puts a learned per-position value embedding over this many levels first
+    # (models.classifier_embedding; 1000 for decimal FFX codes, 256 for 8-bit values); its positions
+    # repeat with model.transform.block. Used for the plain model too (same architecture).
+    input_codes: int = 0
     baseline: bool = True  # also train an unprotected twin on plain images (same batches)
     # lockable models only: start the protected model as the baseline locked with the key, so the
     # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
@@ -167,6 +171,9 @@ def make_classifier(config: Config, rngs: nnx.Rngs, outputs: int) -> nnx.Module:
         depth=m.depth or None,
         patch_size=m.patch_size,
         heads=m.heads or None,
+        # models of other families (encryip) reuse this builder without these fields
+        input_codes=getattr(m, "input_codes", 0),
+        input_block=m.transform.block if hasattr(m, "transform") else 4,
         rngs=rngs,
     )
 

@@ -318,6 +318,8 @@ def build_classifier(
     depth: int | None = None,
     patch_size: int = 4,
     heads: int | None = None,
+    input_codes: int = 0,
+    input_block: int = 4,
     rngs: nnx.Rngs,
 ) -> nnx.Module:
     """The classifier named ``arch`` (one of :data:`ARCHITECTURES`).
@@ -325,7 +327,25 @@ def build_classifier(
     ``width`` is the base width (ResNet/CNN first stage, ConvMixer/ViT embedding dim). ``depth``:
     ResNet blocks per stage (default 2), ConvMixer/ViT block count (default 8/6); unused by the CNN.
     ``patch_size``: ConvMixer/ViT only. ``heads``: ViT only (default :func:`_default_heads`).
+    ``input_codes`` > 0 (CNN, ResNet-18): the first layer is a learned per-position value embedding
+    of ``width`` features over ``input_codes`` levels and ``input_block``-periodic positions
+    (``egan_jax.models.classifier_embedding``), the network behind it takes ``width`` channels.
     """
     if arch not in _BUILDERS:
         raise ConfigError(f"model.arch={arch!r} is unknown; valid: {', '.join(ARCHITECTURES)}")
-    return _BUILDERS[arch](num_classes, image_size, channels, width, depth, patch_size, heads, rngs)
+    if not input_codes:
+        return _BUILDERS[arch](
+            num_classes, image_size, channels, width, depth, patch_size, heads, rngs
+        )
+    from egan_jax.models.classifier_embedding import EmbeddedClassifier, PositionValueEmbedding
+
+    if arch in PATCH_ARCHITECTURES:
+        raise ConfigError(
+            f"model.input_codes={input_codes} is for arch cnn or resnet18; {arch} has its own "
+            "patch embedding (set model.input_codes=0)"
+        )
+    embedding = PositionValueEmbedding(
+        channels=channels, features=width, codes=input_codes, block_size=input_block, rngs=rngs
+    )
+    network = _BUILDERS[arch](num_classes, image_size, width, width, depth, patch_size, heads, rngs)
+    return EmbeddedClassifier(embedding, network)
