@@ -9,7 +9,13 @@ from flax import nnx
 
 from egan_jax.errors import ConfigError
 from egan_jax.models import Discriminator, Generator, SpectralNormConv, SpectralNormLinear
-from egan_jax.models.layers import Upsample2x, upsample2x, upsample2x_reference
+from egan_jax.models.layers import (
+    Upsample2x,
+    conv_transpose2x,
+    downsample2x,
+    upsample2x,
+    upsample2x_reference,
+)
 
 LATENT, WIDTH = 16, 8
 
@@ -29,6 +35,63 @@ def test_upsample2x_matches_autodiff_of_plain_formulation():
     for got, want in zip(custom, plain, strict=True):
         assert float(jnp.max(jnp.abs(want))) > 1.0  # a non-trivial gradient to compare
         np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 1, 3), (3, 4, 5, 6), (1, 6, 2, 4)])
+def test_conv_transpose2x_equals_the_vjp_of_the_strided_conv(shape):
+    kx, kk = jax.random.split(jax.random.key(3))
+    x = jax.random.normal(kx, shape)
+    kernel = jax.random.normal(kk, (4, 4, 5, shape[-1]))
+    got = jax.jit(conv_transpose2x)(x, kernel)
+    chex.assert_shape(got, (shape[0], 2 * shape[1], 2 * shape[2], 5))
+    np.testing.assert_allclose(got, upsample2x_reference(x, kernel), atol=1e-5, rtol=1e-5)
+
+
+def test_downsample2x_gradients_match_autodiff_of_the_strided_conv():
+    kx, kk, kc = jax.random.split(jax.random.key(4), 3)
+    x = jax.random.normal(kx, (2, 8, 6, 3))
+    kernel = jax.random.normal(kk, (4, 4, 3, 5))
+    cotangent = jax.random.normal(kc, (2, 4, 3, 5))
+
+    def strided(a, b):
+        return jax.lax.conv_general_dilated(
+            a, b, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def loss(fn):
+        return lambda a, b: jnp.sum(fn(a, b) * cotangent)
+
+    np.testing.assert_allclose(downsample2x(x, kernel), strided(x, kernel), atol=1e-5)
+    custom = jax.jit(jax.grad(loss(downsample2x), argnums=(0, 1)))(x, kernel)
+    plain = jax.jit(jax.grad(loss(strided), argnums=(0, 1)))(x, kernel)
+    for got, want in zip(custom, plain, strict=True):
+        assert float(jnp.max(jnp.abs(want))) > 1.0
+        np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
+
+
+def test_spectral_norm_conv_takes_the_fast_stride2_path_only_where_it_applies():
+    layer = SpectralNormConv(
+        3,
+        4,
+        (4, 4),
+        strides=(2, 2),
+        padding=((1, 1), (1, 1)),
+        use_running_average=True,  # `u` fixed, so both calls use the same normalised kernel
+        rngs=nnx.Rngs(0),
+    )
+    for size in (8, 7):  # even: downsample2x; odd: the generic conv (same values either way)
+        x = jax.random.normal(jax.random.key(size), (2, size, size, 3))
+        want = (
+            jax.lax.conv_general_dilated(
+                x,
+                layer.normalized_kernel(),
+                (2, 2),
+                ((1, 1), (1, 1)),
+                dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            )
+            + layer.bias[...]
+        )
+        np.testing.assert_allclose(layer(x), want, atol=1e-5)
 
 
 def test_upsample2x_shape_matches_stride2_same_conv_transpose():

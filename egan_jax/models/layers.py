@@ -19,12 +19,14 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax import lax
 
 from egan_jax.errors import ConfigError
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
+_PAD1 = ((1, 1), (1, 1))
 
 
 def check_channels_and_width(channels: int, width: int) -> None:
@@ -56,14 +58,47 @@ def upsample2x_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.vjp(lambda u: _strided_conv(u, kernel), zeros)[1](x)[0]
 
 
+# Output phase a (row or column parity) of the transposed conv reads input taps t = 0, 1 of a
+# 2-wide window through kernel tap 3 − a − 2t: _PHASE_TAPS[t, a].
+_PHASE_TAPS = np.array([[3, 2], [1, 0]])
+
+
+def conv_transpose2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """`upsample2x_reference` computed as four stride-1 2×2 convolutions, one per output phase.
+
+    Output pixel (2i + a, 2j + b) depends on a 2×2 input window only; for each of the four phases
+    (a, b) that is a plain 2×2 conv of `x` (padded on the side the phase reaches), and the phases
+    interleave into the ×2 image. XLA:CPU runs the transposed conv as a 4×-dilated convolution on
+    its generic (Eigen) path; these stride-1 convs take its fast library path instead (measured:
+    forward 2.3× faster at 64×16×16×128 -> 64, 2.6× at 128×16×16×64 -> 64). Same values to float
+    rounding.
+    """
+    n, h, w, _ = x.shape
+    taps = jnp.swapaxes(kernel, 2, 3)[_PHASE_TAPS][:, :, _PHASE_TAPS]  # [t_h, a, t_w, b, I, O]
+    rows = []
+    for a in range(2):
+        phases = [
+            lax.conv_general_dilated(
+                x,
+                taps[:, a, :, b],
+                (1, 1),
+                ((1 - a, a), (1 - b, b)),
+                dimension_numbers=_DIMENSION_NUMBERS,
+            )
+            for b in range(2)
+        ]
+        rows.append(jnp.stack(phases, axis=3))  # [N, H, W, b, O]
+    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, kernel.shape[2])
+
+
 @jax.custom_vjp
 def upsample2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
     """Same function as `upsample2x_reference`, with a custom VJP made of plain convolutions."""
-    return upsample2x_reference(x, kernel)
+    return conv_transpose2x(x, kernel)
 
 
 def _upsample2x_fwd(x, kernel):
-    return upsample2x_reference(x, kernel), (x, kernel)
+    return conv_transpose2x(x, kernel), (x, kernel)
 
 
 def _upsample2x_bwd(residuals, grad_out):
@@ -76,6 +111,26 @@ def _upsample2x_bwd(residuals, grad_out):
 
 
 upsample2x.defvjp(_upsample2x_fwd, _upsample2x_bwd)
+
+
+@jax.custom_vjp
+def downsample2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The kernel-4, stride-2, padding-1 conv `_strided_conv`, whose input gradient (a transposed
+    conv) runs as `conv_transpose2x` rather than XLA:CPU's dilated-conv path."""
+    return _strided_conv(x, kernel)
+
+
+def _downsample2x_fwd(x, kernel):
+    return _strided_conv(x, kernel), (x, kernel)
+
+
+def _downsample2x_bwd(residuals, grad_out):
+    x, kernel = residuals
+    grad_kernel = jax.vjp(lambda k: _strided_conv(x, k), kernel)[1](grad_out)[0]
+    return conv_transpose2x(grad_out, kernel), grad_kernel
+
+
+downsample2x.defvjp(_downsample2x_fwd, _downsample2x_bwd)
 
 
 class Upsample2x(nnx.Module):
@@ -267,13 +322,14 @@ class SpectralNormConv(_SpectralNormMixin, nnx.Module):
         self._init_u(out_features, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = lax.conv_general_dilated(
-            x,
-            self.normalized_kernel(),
-            self.strides,
-            self.padding,
-            dimension_numbers=_DIMENSION_NUMBERS,
-        )
+        kernel = self.normalized_kernel()
+        even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
+        if even and kernel.shape[:2] == (4, 4) and self.strides == (2, 2) and self.padding == _PAD1:
+            y = downsample2x(x, kernel)
+        else:
+            y = lax.conv_general_dilated(
+                x, kernel, self.strides, self.padding, dimension_numbers=_DIMENSION_NUMBERS
+            )
         if self.bias is not None:
             y = y + self.bias[...]
         return y
