@@ -7,7 +7,9 @@ bit-exact against the library by the benchmark before they are timed.
 - (3c) the previous library code: flat gather, NP/FFX on the 4-D array, quantisation by
   ``clip(round(·))`` (NaN-propagating min/max and a saturating float → int conversion);
 - (5) flat 2-D layout ``[N, H·W·C]`` for the whole pipeline and the compare-select / 2^23 rounding
-  quantisation of the current library; (5b) the same with NP as an XOR of the sign bit;
+  quantisation of the current library; (5b) the same with NP as an XOR of the sign bit (the
+  library's NP since then); (5c) one packed int32 constant per position (source index, sign bit,
+  FFX flag) instead of three constant arrays;
 - (6) uint8 input: one byte gather, then one per-position table (NP, FFX and the byte → float
   conversion folded in) gives the float output directly (a different input type than the library's
   float path: the same image as bytes, 4× less data to read);
