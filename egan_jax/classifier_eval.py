@@ -13,6 +13,7 @@ that ``egan attack`` stored under ``WORKDIR/attacks/`` (see ``egan_jax.classifie
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,10 @@ def protection_rows(
             change = "one transposition" if step in ("shuffle", "channel") else "one flipped bit"
             name = f"near-miss material ({step}, {change}, #{seed})"
             rows.append(row(name, f"near_material_{step}", classifier, images))
+    if "ffx" in config.model.transform.steps:
+        rows += ffx_probe_rows(
+            config, pipeline, jax_key, plain, lambda n, k, x: row(n, k, classifier, x)
+        )
     if lockable(config):
         # a patch-embedding model with a linear transform: the key lives in the embedding
         unlocked = classifier_lock.unlock_model(classifier, pipeline)
@@ -108,6 +113,29 @@ def protection_rows(
                 row("locked baseline, correct key", "locked", locked, protected_images, note)
             )
             rows.append(row("locked baseline, plain images", "locked_no_key", locked, plain, note))
+    return rows
+
+
+def ffx_probe_rows(config: Config, pipeline: Pipeline, jax_key: jax.Array, plain, row) -> list:
+    """Diagnostics of what an FFX model reads: the owner's FFX positions with another key's table
+    (``ffx_other_table``: is the model using the coded values at all?) and the owner's table at
+    another key's positions (``ffx_other_mask``), ``loss.near_miss_keys`` of each. The other keys
+    are drawn from ``jax_key`` folded with 1 (not the random-key rows' keys)."""
+    owner = dict(pipeline.materials)["ffx"]
+    rows = []
+    others = random_keys(jax.random.fold_in(jax_key, 1), config.loss.near_miss_keys)
+    for i, other in enumerate(others):
+        theirs = dict(load_pipeline(config, other).materials)["ffx"]
+        for kind, changed in (
+            ("ffx_other_table", dataclasses.replace(owner, table=theirs.table)),
+            ("ffx_other_mask", dataclasses.replace(owner, mask=theirs.mask)),
+        ):
+            materials = tuple(
+                (name, changed if name == "ffx" else m) for name, m in pipeline.materials
+            )
+            probe = Pipeline(pipeline.config, materials, pipeline.fingerprint + "~probe")
+            what = "another key's table" if kind == "ffx_other_table" else "another key's positions"
+            rows.append(row(f"FFX probe: {what} (#{i})", kind, transformed(probe, plain)))
     return rows
 
 
@@ -131,7 +159,7 @@ def summarize(rows: list[dict[str, Any]], chance: float) -> dict[str, float]:
     results = {"chance": chance}
     for kind, scores in by_kind.items():
         name = names.get(kind, kind)
-        if kind in ("random_key", "near_key") or kind.startswith("near_material"):
+        if kind in ("random_key", "near_key") or kind.startswith(("near_material", "ffx_")):
             results[f"{name}_mean"] = float(np.mean(scores))
             results[f"{name}_sd"] = float(np.std(scores))
             results[f"{name}_worst"] = float(np.max(scores))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import pytest
 
@@ -55,3 +56,37 @@ def test_markdown_table_shows_percent_and_points_against_the_plain_model():
     table = classifier_eval.markdown_table([_row("authorized", 0.972)], 0.983)
     assert "| authorized | authorized | 97.2 | -1.1 |" in table
     assert "| – |" in classifier_eval.markdown_table([_row("x", 0.5)], None)
+
+
+def test_ffx_probes_swap_only_the_table_or_only_the_positions():
+    from egan_jax.config import apply_overrides
+    from egan_jax.families import classifier
+    from egan_jax.keys import SecretKey
+    from egan_jax.transforms.block import pixel_grid
+
+    config = apply_overrides(
+        classifier.default_config(),
+        [
+            "model.transform.key_file=unused.key",  # the key is passed, the file never read
+            "model.transform.steps=ffx",
+            "model.transform.block=2",
+            "loss.near_miss_keys=2",
+        ],
+    )
+    owner = classifier.load_pipeline(config, SecretKey.from_bytes(bytes(range(32))))
+    levels = np.random.default_rng(0).integers(0, 256, (3, 8, 8, 1))
+    plain = pixel_grid()[levels]
+    keyed = np.asarray(owner.forward(plain))
+    owner_mask = dict(owner.materials)["ffx"].position_mask(8, 8).reshape(8, 8, 1)
+    rows = classifier_eval.ffx_probe_rows(
+        config, owner, jax.random.key(0), plain, lambda n, k, x: {"kind": k, "images": x}
+    )
+    assert [r["kind"] for r in rows] == ["ffx_other_table", "ffx_other_mask"] * 2
+    for r in rows:
+        changed = np.any(r["images"] != plain, axis=0)  # positions the probe encrypts
+        if r["kind"] == "ffx_other_table":  # owner's positions, another table
+            assert changed.any() and not np.any(changed & ~owner_mask)
+            assert not np.array_equal(r["images"], keyed)
+        else:  # owner's table (same codes for a value), maybe other positions
+            both = changed & owner_mask
+            np.testing.assert_array_equal(r["images"][:, both], keyed[:, both])
