@@ -158,3 +158,39 @@ def test_rerun_reuses_the_folds(report, config, registry_path):
     again = parity.run_parity(config, registry_path, folds=2, seeds=[0], out=out, resamples=200)
     assert again["summary"] == first["summary"]
     assert all(t["seconds"] is None for t in again["timings"])
+
+
+def _batch_stats_after_one_step(config, registry_path, *overrides):
+    from flax import nnx
+
+    from egan_jax.data import to_float
+    from egan_jax.families import classifier as plain
+    from egan_jax.train import initial_state
+
+    cfg = apply_overrides(config, [f"model.registry={registry_path}", *overrides])
+    tree = nnx.merge(*initial_state(family.FAMILY, cfg))
+    images, labels = plain._load(cfg, "train")
+    batch = {"images": to_float(images[:16]), "labels": labels[:16]}
+    step = nnx.jit(family.make_train_step(cfg))
+    step(tree["models"], tree["optimizers"], batch, jax.random.key(1))
+    return jax.tree.leaves(nnx.state(tree["models"]["classifier"], nnx.BatchStat))
+
+
+def test_running_mode_keeps_triggers_out_of_batch_norm(config, registry_path):
+    """With ``trigger_batch_norm=running`` the statistics are those of the natural images alone
+    (as with no triggers at all); with ``batch`` the triggers change them."""
+    without = _batch_stats_after_one_step(config, registry_path, "loss.triggers_per_step=0")
+    for mode, same in (("running", True), ("batch", False)):
+        stats_ = _batch_stats_after_one_step(
+            config, registry_path, f"loss.trigger_batch_norm={mode}"
+        )
+        equal = all(np.array_equal(a, b) for a, b in zip(stats_, without, strict=True))
+        assert equal == same, mode
+
+
+def test_unknown_trigger_batch_norm_is_refused(config, registry_path):
+    cfg = apply_overrides(
+        config, [f"model.registry={registry_path}", "loss.trigger_batch_norm=mixed"]
+    )
+    with pytest.raises(ConfigError, match="trigger_batch_norm"):
+        family.make_train_step(cfg)

@@ -71,6 +71,8 @@ from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, Optimizers, adam_optimizers
 from egan_jax.families import classifier as plain
 
+TRIGGER_BATCH_NORM = ("batch", "running")
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
@@ -99,6 +101,10 @@ class LossConfig:
     trigger_weight: float = 1.0
     signature_weight: float = 1.0  # the watermarked twin's sign loss (model.watermark_signature)
     triggers_per_step: int = 8
+    # "batch": the triggers join the natural images' forward pass (batch norm's statistics and
+    # running averages mix them in); "running": they pass separately with batch norm in
+    # running-average mode, so the natural images are normalised exactly as the plain twin's
+    trigger_batch_norm: str = "batch"
     # codebook indices drawn per example and step (1: the issue's randomized label; more average
     # the cross-entropy over several draws of the same class: lower-variance gradients)
     # 0: their expectation, the uniform target over the class's m indices (label smoothing within
@@ -134,6 +140,10 @@ def _check(config: Config) -> None:
     if m.per_class < 1 or m.num_fakes < 1:
         raise ConfigError(
             f"model.per_class={m.per_class} and model.num_fakes={m.num_fakes} must be >= 1"
+        )
+    if loss.trigger_batch_norm not in TRIGGER_BATCH_NORM:
+        raise ConfigError(
+            f"loss.trigger_batch_norm={loss.trigger_batch_norm!r}: use one of {TRIGGER_BATCH_NORM}"
         )
     if loss.label_draws < 0:
         raise ConfigError(f"loss.label_draws={loss.label_draws} must be >= 0 (0: expectation)")
@@ -227,6 +237,7 @@ def make_train_step(config: Config):
     bits = signature_bits(config) if config.model.watermark_signature else None
     sign_weight = config.loss.signature_weight
     draws, size_n = config.loss.label_draws, secrets.codebook.size
+    separate = config.loss.trigger_batch_norm == "running"
 
     def train_step(
         models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
@@ -240,18 +251,27 @@ def make_train_step(config: Config):
             targets = jnp.moveaxis(label_table[labels], 1, 0)  # all m indices: the expectation
         soft_targets = jnp.mean(jax.nn.one_hot(targets, size_n), axis=0)  # [B, N]
         chosen = jax.random.permutation(trigger_key, triggers.shape[0])[:per_step]
-        inputs = jnp.concatenate([images, triggers[chosen]])
         size = images.shape[0]
 
+        def forward(model: nnx.Module) -> tuple[jax.Array, jax.Array]:
+            if not separate:
+                both = model(jnp.concatenate([images, triggers[chosen]]))
+                return both[:size], both[size:]
+            logits = model(images)
+            model.eval()  # running averages: the triggers leave the statistics alone
+            trigger_logits = model(triggers[chosen])
+            model.train()
+            return logits, trigger_logits
+
         def loss_fn(model: nnx.Module):
-            logits = model(inputs)
-            index_loss = jnp.mean(optax.softmax_cross_entropy(logits[:size], soft_targets))
-            class_loss = jnp.mean(cb.class_sum_cross_entropy(logits[:size], labels, label_table))
+            logits, trigger_logits = forward(model)
+            index_loss = jnp.mean(optax.softmax_cross_entropy(logits, soft_targets))
+            class_loss = jnp.mean(cb.class_sum_cross_entropy(logits, labels, label_table))
             main = class_weight * class_loss + index_weight * index_loss
-            trigger = jnp.mean(plain.cross_entropy(logits[size:], fake_targets[chosen]))
-            scores = cb.class_probabilities(logits[:size], owner_map, num_classes)
+            trigger = jnp.mean(plain.cross_entropy(trigger_logits, fake_targets[chosen]))
+            scores = cb.class_probabilities(logits, owner_map, num_classes)
             accuracy = jnp.mean(jnp.argmax(scores, axis=-1) == labels)
-            hits = jnp.mean(jnp.argmax(logits[size:], axis=-1) == fake_targets[chosen])
+            hits = jnp.mean(jnp.argmax(trigger_logits, axis=-1) == fake_targets[chosen])
             total = main + weight * trigger if per_step else main
             return total, {
                 "label_loss": index_loss,
