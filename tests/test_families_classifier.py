@@ -189,3 +189,22 @@ def test_tiny_run_stores_only_the_fingerprint_and_refuses_another_key(key_file, 
     resumed = apply_overrides(config, [f"model.transform.key_file={other}", "train.steps=4"])
     with pytest.raises(KeyMismatchError, match="fingerprint"):
         train_and_evaluate(resumed, tmp_path / "run")
+
+
+def test_random_shift_translates_each_image_with_edge_padding():
+    images = jnp.arange(2 * 6 * 6, dtype=jnp.float32).reshape(2, 6, 6, 1)
+    shifted = classifier.random_shift(images, jax.random.key(0), 2)
+    assert shifted.shape == images.shape
+    padded = np.pad(np.asarray(images), ((0, 0), (2, 2), (2, 2), (0, 0)), mode="edge")
+    for i in range(2):  # some crop of the padded image
+        crops = [padded[i, dy : dy + 6, dx : dx + 6] for dy in range(5) for dx in range(5)]
+        assert any(np.array_equal(shifted[i], c) for c in crops)
+    np.testing.assert_array_equal(shifted, classifier.random_shift(images, jax.random.key(0), 2))
+    others = [classifier.random_shift(images, jax.random.key(s), 2) for s in range(1, 6)]
+    assert any(not np.array_equal(shifted, o) for o in others)
+    with pytest.raises(ConfigError, match="augment_shift"):
+        classifier._check(
+            apply_overrides(
+                classifier.default_config(), ["loss.augment_shift=-1", "model.transform.steps=()"]
+            )
+        )

@@ -73,6 +73,9 @@ class LossConfig:
     optimizer: str = "adam"  # adam (optim.b1/b2) | sgd (momentum below)
     momentum: float = 0.9
     weight_decay: float = 0.0  # L2 added to the gradient
+    # random translation of the plain images by up to this many pixels (edge padding) before the
+    # keyed transform, the same for the protected model and its twin; 0: none
+    augment_shift: int = 0
     test_split: str = "test"
     random_keys: int = 10
     near_miss_keys: int = 3  # per transform step
@@ -116,6 +119,8 @@ def _check(config: Config) -> None:
             "model.transform.key_file=PATH (make one with `egan keygen --out PATH`), or "
             "model.transform.steps=() for an unprotected model"
         )
+    if config.loss.augment_shift < 0:
+        raise ConfigError(f"loss.augment_shift={config.loss.augment_shift} must be ≥ 0 pixels")
     if not 0.0 <= config.loss.label_smoothing < 1.0:
         raise ConfigError(f"loss.label_smoothing={config.loss.label_smoothing} must be in [0, 1)")
 
@@ -270,15 +275,30 @@ def _update(model, optimizer, images, labels, smoothing: float) -> dict[str, jax
     return {"loss": loss, "accuracy": accuracy}
 
 
+def random_shift(images: jax.Array, key: jax.Array, shift: int) -> jax.Array:
+    """Each image ``[N, H, W, C]`` translated by its own random (dy, dx) in ``[-shift, shift]``²,
+    the uncovered border repeating the edge."""
+    n, height, width, channels = images.shape
+    padded = jnp.pad(images, ((0, 0), (shift, shift), (shift, shift), (0, 0)), mode="edge")
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * shift + 1)
+
+    def crop(image, offset):
+        return jax.lax.dynamic_slice(image, (offset[0], offset[1], 0), (height, width, channels))
+
+    return jax.vmap(crop)(padded, offsets)
+
+
 def make_train_step(config: Config):
     pipeline = load_pipeline(config)
     smoothing = config.loss.label_smoothing
+    shift = config.loss.augment_shift
 
     def train_step(
         models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
     ) -> dict[str, jax.Array]:
-        del key  # no randomness beyond the batch order
         plain = batch["images"]
+        if shift:  # the only randomness beyond the batch order
+            plain = random_shift(plain, key, shift)
         protected = plain if pipeline is None else pipeline.forward(plain)
         metrics = _update(
             models["classifier"], optimizers["classifier"], protected, batch["labels"], smoothing
