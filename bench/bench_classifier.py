@@ -57,13 +57,17 @@ def _model(arch: str, width: int, depth: int | None, *, channels: int = 3) -> nn
 
 def interleaved(programs: dict, *, repeats: int) -> dict[str, list[float]]:
     """Wall times of each program over ``repeats`` rounds, the programs run in turn in every round
-    (so a load change hits all of them alike; ratios are taken within a round)."""
+    (so a load change hits all of them alike; ratios are taken within a round), in a fresh random
+    order each round (fixed seed): a program run right after a model's forward pass is slower (its
+    threads and caches), so a fixed order would always charge that to the transform."""
     for fn in programs.values():
         time_min(fn, repeats=1, warmup=2)
-    times: dict[str, list[float]] = {name: [] for name in programs}
+    names = list(programs)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    rng = np.random.default_rng(0)
     for _ in range(repeats):
-        for name, fn in programs.items():
-            times[name].append(time_min(fn, repeats=1, warmup=0))
+        for index in rng.permutation(len(names)):
+            times[names[index]].append(time_min(programs[names[index]], repeats=1, warmup=0))
     return times
 
 
