@@ -21,25 +21,10 @@ import numpy as np
 from flax import nnx
 
 from bench import transform_variants as tv
-from bench.bench_classifier import GOAL, _images, _model
-from bench.common import quick_flag, time_min, write_result
+from bench.bench_classifier import GOAL, _images, _model, interleaved
+from bench.common import quick_flag, write_result
 from egan_jax.keys import SecretKey
 from egan_jax.transforms.compose import Pipeline
-
-
-def shuffled(programs: dict, *, repeats: int) -> dict[str, list[float]]:
-    """Wall times over ``repeats`` rounds, every program once per round in a fresh random order
-    (fixed seed): a program timed right after the CNN's forward pass (its threads still busy or
-    its caches evicted) is slower, so each program must follow every other equally often."""
-    names = list(programs)
-    for fn in programs.values():
-        time_min(fn, repeats=1, warmup=2)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    rng = np.random.default_rng(0)
-    for _ in range(repeats):
-        for index in rng.permutation(len(names)):
-            times[names[index]].append(time_min(programs[names[index]], repeats=1, warmup=0))
-    return times
 
 
 def measure(channels: int, *, batch: int, repeats: int) -> dict:
@@ -66,7 +51,7 @@ def measure(channels: int, *, batch: int, repeats: int) -> dict:
         "previous_transform_s": lambda: previous(images).block_until_ready(),
         "keyed_forward_s": lambda: keyed_forward(state, images).block_until_ready(),
     }
-    times = shuffled(programs, repeats=repeats)
+    times = interleaved(programs, repeats=repeats)
     best = {name: min(values) for name, values in times.items()}
     ratio = lambda name: np.asarray(times[name]) / np.asarray(times["forward_s"])
     return {
