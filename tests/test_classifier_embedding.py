@@ -117,3 +117,24 @@ def test_bad_settings_raise_config_errors():
     )
     with pytest.raises(ConfigError, match="multiple of the block"):
         embedding(jnp.zeros((1, 6, 6, 1)))
+
+
+def test_raw_input_model_starts_with_a_zero_embedding_and_cannot_be_relabelled():
+    model = build_classifier(
+        "cnn",
+        num_classes=3,
+        image_size=8,
+        channels=2,
+        width=4,
+        input_codes=256,
+        input_block=4,
+        input_raw=True,
+        rngs=nnx.Rngs(0),
+    )
+    assert not np.any(np.asarray(model.embedding.table[...]))
+    assert model.network.convs[0].kernel.shape == (3, 3, 2 + 4, 4)  # raw channels + features
+    model.eval()
+    assert model(_images(2)).shape == (2, 3)
+    pipeline = Pipeline.from_config({"block": 4, "steps": ["np"], "channels": 2}, KEY)
+    with pytest.raises(ConfigError, match="raw input"):
+        relabel_embedding(model, pipeline)

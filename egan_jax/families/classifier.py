@@ -60,6 +60,7 @@ class ModelConfig:
     # (models.classifier_embedding; 1000 for decimal FFX codes, 256 for 8-bit values); its positions
     # repeat with model.transform.block. Used for the plain model too (same architecture).
     input_codes: int = 0
+    input_raw: bool = False  # with input_codes: the network also sees the raw input; embedding at 0
     baseline: bool = True  # also train an unprotected twin on plain images (same batches)
     # lockable models only: start the protected model as the baseline locked with the key, so the
     # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
@@ -179,6 +180,7 @@ def make_classifier(config: Config, rngs: nnx.Rngs, outputs: int) -> nnx.Module:
         # models of other families (encryip) reuse this builder without these fields
         input_codes=getattr(m, "input_codes", 0),
         input_block=m.transform.block if hasattr(m, "transform") else 4,
+        input_raw=getattr(m, "input_raw", False),
         rngs=rngs,
     )
 

@@ -44,7 +44,14 @@ class PositionValueEmbedding(nnx.Module):
     position, channel, value level), interpolated between levels and summed over channels."""
 
     def __init__(
-        self, *, channels: int, features: int, codes: int, block_size: int, rngs: nnx.Rngs
+        self,
+        *,
+        channels: int,
+        features: int,
+        codes: int,
+        block_size: int,
+        rngs: nnx.Rngs,
+        zero_init: bool = False,
     ):
         for name, value in (("channels", channels), ("features", features), ("block", block_size)):
             if value < 1:
@@ -59,7 +66,7 @@ class PositionValueEmbedding(nnx.Module):
         self.block_size = block_size
         positions = block_size * block_size * channels
         # std 1/√C: the channel sum starts at unit variance whatever C is
-        scale = 1.0 / np.sqrt(channels)
+        scale = 0.0 if zero_init else 1.0 / np.sqrt(channels)
         self.table = nnx.Param(
             scale * jax.random.normal(rngs.params(), (positions * codes, features), jnp.float32)
         )
@@ -82,14 +89,18 @@ class PositionValueEmbedding(nnx.Module):
 
 
 class EmbeddedClassifier(nnx.Module):
-    """``network(embedding(x))``: a classifier whose first layer is a position-value embedding."""
+    """``network(embedding(x))``: a classifier whose first layer is a position-value embedding;
+    with ``raw`` the network sees ``[x, embedding(x)]`` (channels concatenated), so a zero-initialised
+    embedding starts as the plain network and adds per-position value features as it learns."""
 
-    def __init__(self, embedding: PositionValueEmbedding, network: nnx.Module):
+    def __init__(self, embedding: PositionValueEmbedding, network: nnx.Module, raw: bool = False):
         self.embedding = embedding
         self.network = network
+        self.raw = raw
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return self.network(self.embedding(x))
+        features = self.embedding(x)
+        return self.network(jnp.concatenate([x, features], axis=-1) if self.raw else features)
 
 
 def relabel_embedding(model: EmbeddedClassifier, pipeline) -> EmbeddedClassifier:
@@ -107,6 +118,11 @@ def relabel_embedding(model: EmbeddedClassifier, pipeline) -> EmbeddedClassifier
 
     embedding = model.embedding
     steps = list(pipeline.config["steps"])
+    if model.raw:
+        raise ConfigError(
+            "relabel_embedding cannot lock a model that also reads the raw input "
+            "(model.input_raw=true): the raw path sees the transformed values"
+        )
     if embedding.codes != 256 or not set(steps) <= {"np", "ffx"}:
         raise ConfigError(
             f"relabel_embedding needs model.input_codes=256 and steps among np, ffx; got "

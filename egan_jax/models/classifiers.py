@@ -320,6 +320,7 @@ def build_classifier(
     heads: int | None = None,
     input_codes: int = 0,
     input_block: int = 4,
+    input_raw: bool = False,
     rngs: nnx.Rngs,
 ) -> nnx.Module:
     """The classifier named ``arch`` (one of :data:`ARCHITECTURES`).
@@ -329,7 +330,8 @@ def build_classifier(
     ``patch_size``: ConvMixer/ViT only. ``heads``: ViT only (default :func:`_default_heads`).
     ``input_codes`` > 0 (CNN, ResNet-18): the first layer is a learned per-position value embedding
     of ``width`` features over ``input_codes`` levels and ``input_block``-periodic positions
-    (``egan_jax.models.classifier_embedding``), the network behind it takes ``width`` channels.
+    (``egan_jax.models.classifier_embedding``), the network behind it takes ``width`` channels;
+    ``input_raw``: the raw ``channels`` as well, and the embedding starts at zero.
     """
     if arch not in _BUILDERS:
         raise ConfigError(f"model.arch={arch!r} is unknown; valid: {', '.join(ARCHITECTURES)}")
@@ -345,7 +347,15 @@ def build_classifier(
             "patch embedding (set model.input_codes=0)"
         )
     embedding = PositionValueEmbedding(
-        channels=channels, features=width, codes=input_codes, block_size=input_block, rngs=rngs
+        channels=channels,
+        features=width,
+        codes=input_codes,
+        block_size=input_block,
+        zero_init=input_raw,
+        rngs=rngs,
     )
-    network = _BUILDERS[arch](num_classes, image_size, width, width, depth, patch_size, heads, rngs)
-    return EmbeddedClassifier(embedding, network)
+    inputs = width + (channels if input_raw else 0)
+    network = _BUILDERS[arch](
+        num_classes, image_size, inputs, width, depth, patch_size, heads, rngs
+    )
+    return EmbeddedClassifier(embedding, network, raw=input_raw)
