@@ -10,9 +10,10 @@ from flax import nnx
 from egan_jax.errors import ConfigError
 from egan_jax.models import Discriminator, Generator, SpectralNormConv, SpectralNormLinear
 from egan_jax.models.layers import (
+    Stride2Conv,
     Upsample2x,
     conv_transpose2x,
-    downsample2x,
+    stride2_conv,
     upsample2x,
     upsample2x_reference,
 )
@@ -47,29 +48,53 @@ def test_conv_transpose2x_equals_the_vjp_of_the_strided_conv(shape):
     np.testing.assert_allclose(got, upsample2x_reference(x, kernel), atol=1e-5, rtol=1e-5)
 
 
-def test_downsample2x_gradients_match_autodiff_of_the_strided_conv():
+@pytest.mark.parametrize(
+    ("hw", "kernel_size", "padding"),
+    [
+        ((8, 6), 4, ((1, 1), (1, 1))),  # DCGAN / PatchGAN down-sampling
+        ((9, 7), 3, ((1, 1), (1, 1))),  # SRGAN / CycleGAN, odd sizes
+        ((8, 8), 3, ((0, 1), (2, 0))),  # asymmetric padding
+        ((5, 6), 1, ((0, 0), (0, 0))),  # kernel 1: odd phases receive nothing
+        ((7, 9), 5, ((2, 2), (2, 2))),
+    ],
+)
+def test_stride2_conv_gradients_match_autodiff_of_the_strided_conv(hw, kernel_size, padding):
     kx, kk, kc = jax.random.split(jax.random.key(4), 3)
-    x = jax.random.normal(kx, (2, 8, 6, 3))
-    kernel = jax.random.normal(kk, (4, 4, 3, 5))
-    cotangent = jax.random.normal(kc, (2, 4, 3, 5))
+    x = jax.random.normal(kx, (2, *hw, 3))
+    kernel = jax.random.normal(kk, (kernel_size, kernel_size, 3, 5))
 
     def strided(a, b):
         return jax.lax.conv_general_dilated(
-            a, b, (2, 2), ((1, 1), (1, 1)), dimension_numbers=("NHWC", "HWIO", "NHWC")
+            a, b, (2, 2), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
+
+    cotangent = jax.random.normal(kc, strided(x, kernel).shape)
 
     def loss(fn):
         return lambda a, b: jnp.sum(fn(a, b) * cotangent)
 
-    np.testing.assert_allclose(downsample2x(x, kernel), strided(x, kernel), atol=1e-5)
-    custom = jax.jit(jax.grad(loss(downsample2x), argnums=(0, 1)))(x, kernel)
+    ours = lambda a, b: stride2_conv(a, b, padding)
+    np.testing.assert_allclose(ours(x, kernel), strided(x, kernel), atol=1e-5)
+    custom = jax.jit(jax.grad(loss(ours), argnums=(0, 1)))(x, kernel)
     plain = jax.jit(jax.grad(loss(strided), argnums=(0, 1)))(x, kernel)
     for got, want in zip(custom, plain, strict=True):
         assert float(jnp.max(jnp.abs(want))) > 1.0
         np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-5)
 
 
-def test_spectral_norm_conv_takes_the_fast_stride2_path_only_where_it_applies():
+def test_stride2_conv_module_has_nnx_conv_state_and_values():
+    stock = nnx.Conv(3, 4, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), rngs=nnx.Rngs(0))
+    ours = Stride2Conv(3, 4, 3, padding=1, rngs=nnx.Rngs(0))
+    # same state paths and the same initial values from the same seed (a drop-in for nnx.Conv)
+    assert jax.tree.structure(nnx.state(ours)) == jax.tree.structure(nnx.state(stock))
+    leaves = zip(jax.tree.leaves(nnx.state(ours)), jax.tree.leaves(nnx.state(stock)), strict=True)
+    for a, b in leaves:
+        np.testing.assert_array_equal(a, b)
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 3))
+    np.testing.assert_allclose(ours(x), stock(x), atol=1e-5)
+
+
+def test_spectral_norm_conv_stride2_path_equals_the_generic_conv():
     layer = SpectralNormConv(
         3,
         4,
@@ -79,7 +104,7 @@ def test_spectral_norm_conv_takes_the_fast_stride2_path_only_where_it_applies():
         use_running_average=True,  # `u` fixed, so both calls use the same normalised kernel
         rngs=nnx.Rngs(0),
     )
-    for size in (8, 7):  # even: downsample2x; odd: the generic conv (same values either way)
+    for size in (8, 7):
         x = jax.random.normal(jax.random.key(size), (2, size, size, 3))
         want = (
             jax.lax.conv_general_dilated(

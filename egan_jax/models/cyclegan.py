@@ -27,7 +27,12 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.layers import NarrowOutputConv, Upsample2x, check_channels_and_width
+from egan_jax.models.layers import (
+    NarrowOutputConv,
+    Stride2Conv,
+    Upsample2x,
+    check_channels_and_width,
+)
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")
@@ -52,6 +57,10 @@ def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
 
 
 def _conv(cin, cout, kernel, rngs, *, stride=1, padding=0, bias=False):
+    if stride == 2:  # same parameters as nnx.Conv; its input gradient avoids XLA:CPU's slow path
+        return Stride2Conv(
+            cin, cout, kernel, padding=padding, use_bias=bias, kernel_init=KERNEL_INIT, rngs=rngs
+        )
     return nnx.Conv(
         cin,
         cout,

@@ -27,6 +27,7 @@ from egan_jax.errors import ConfigError
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 _PAD1 = ((1, 1), (1, 1))
+Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
 def check_channels_and_width(channels: int, width: int) -> None:
@@ -58,37 +59,71 @@ def upsample2x_reference(x: jax.Array, kernel: jax.Array) -> jax.Array:
     return jax.vjp(lambda u: _strided_conv(u, kernel), zeros)[1](x)[0]
 
 
-# Output phase a (row or column parity) of the transposed conv reads input taps t = 0, 1 of a
-# 2-wide window through kernel tap 3 − a − 2t: _PHASE_TAPS[t, a].
-_PHASE_TAPS = np.array([[3, 2], [1, 0]])
+def _phase_plan(kernel_size: int, pad_lo: int, a: int, dy_len: int, rows: int):
+    """One axis of `stride2_conv_transpose` for output parity `a`: (taps, pad_lo, pad_hi).
+
+    dx[2i + a] = Σ_s dy[i + c − s] · w[r + 2s] with r = (a + pad_lo) mod 2 and
+    c = (a + pad_lo − r) / 2; as a correlation with the reversed taps over dy padded by
+    (S − 1 − c, ·) it yields `rows` outputs. Negative padding crops.
+    """
+    r = (a + pad_lo) % 2
+    taps = list(range(r, kernel_size, 2))[::-1]
+    c = (a + pad_lo - r) // 2
+    lo = len(taps) - 1 - c
+    return taps, lo, rows + len(taps) - 1 - dy_len - lo
+
+
+def stride2_conv_transpose(
+    dy: jax.Array, kernel: jax.Array, padding: Padding, in_hw: tuple[int, int]
+) -> jax.Array:
+    """The input gradient (transpose) of a stride-2 conv, as four stride-1 convs, one per phase.
+
+    Args:
+      dy: [N, h, w, O], the strided conv's output (or its cotangent).
+      kernel: [kh, kw, I, O], the strided conv's HWIO kernel.
+      padding: the strided conv's ((top, bottom), (left, right)) padding.
+      in_hw: the strided conv's input height and width.
+
+    Returns:
+      [N, *in_hw, I]: the VJP of `conv(x, kernel, stride 2, padding)` with respect to x.
+
+    Each output parity (a, b) reads a sub-kernel of every other tap, so it is a plain stride-1
+    convolution of dy; the four phases interleave into the result. XLA:CPU runs the transposed
+    conv itself as an lhs-dilated convolution on its generic (Eigen) path, ~4× the work; these
+    stride-1 convs take its conv-library path (measured forward: 2.3× faster at 64×16×16×128 ->
+    64 and 2.6× at 128×16×16×64 -> 64, kernel 4). Same values to float rounding.
+    """
+    n = dy.shape[0]
+    rows, cols = (in_hw[0] + 1) // 2, (in_hw[1] + 1) // 2
+    flipped = jnp.swapaxes(kernel, 2, 3)  # [kh, kw, O, I]
+    phase_rows = []
+    for a in range(2):
+        taps_h, top, bottom = _phase_plan(kernel.shape[0], padding[0][0], a, dy.shape[1], rows)
+        phases = []
+        for b in range(2):
+            taps_w, left, right = _phase_plan(kernel.shape[1], padding[1][0], b, dy.shape[2], cols)
+            if not taps_h or not taps_w:  # kernel 1: this parity receives nothing
+                phases.append(jnp.zeros((n, rows, cols, kernel.shape[2]), dy.dtype))
+                continue
+            padded = lax.pad(
+                dy,
+                jnp.zeros((), dy.dtype),
+                ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0)),
+            )
+            sub = flipped[np.array(taps_h)][:, np.array(taps_w)]
+            phases.append(
+                lax.conv_general_dilated(
+                    padded, sub, (1, 1), "VALID", dimension_numbers=_DIMENSION_NUMBERS
+                )
+            )
+        phase_rows.append(jnp.stack(phases, axis=3))  # [N, rows, cols, b, I]
+    out = jnp.stack(phase_rows, axis=2).reshape(n, 2 * rows, 2 * cols, kernel.shape[2])
+    return out[:, : in_hw[0], : in_hw[1]]
 
 
 def conv_transpose2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """`upsample2x_reference` computed as four stride-1 2×2 convolutions, one per output phase.
-
-    Output pixel (2i + a, 2j + b) depends on a 2×2 input window only; for each of the four phases
-    (a, b) that is a plain 2×2 conv of `x` (padded on the side the phase reaches), and the phases
-    interleave into the ×2 image. XLA:CPU runs the transposed conv as a 4×-dilated convolution on
-    its generic (Eigen) path; these stride-1 convs take its fast library path instead (measured:
-    forward 2.3× faster at 64×16×16×128 -> 64, 2.6× at 128×16×16×64 -> 64). Same values to float
-    rounding.
-    """
-    n, h, w, _ = x.shape
-    taps = jnp.swapaxes(kernel, 2, 3)[_PHASE_TAPS][:, :, _PHASE_TAPS]  # [t_h, a, t_w, b, I, O]
-    rows = []
-    for a in range(2):
-        phases = [
-            lax.conv_general_dilated(
-                x,
-                taps[:, a, :, b],
-                (1, 1),
-                ((1 - a, a), (1 - b, b)),
-                dimension_numbers=_DIMENSION_NUMBERS,
-            )
-            for b in range(2)
-        ]
-        rows.append(jnp.stack(phases, axis=3))  # [N, H, W, b, O]
-    return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, kernel.shape[2])
+    """`upsample2x_reference` (kernel 4, the transpose of `_strided_conv`) by output phases."""
+    return stride2_conv_transpose(x, kernel, _PAD1, (2 * x.shape[1], 2 * x.shape[2]))
 
 
 @jax.custom_vjp
@@ -113,24 +148,57 @@ def _upsample2x_bwd(residuals, grad_out):
 upsample2x.defvjp(_upsample2x_fwd, _upsample2x_bwd)
 
 
-@jax.custom_vjp
-def downsample2x(x: jax.Array, kernel: jax.Array) -> jax.Array:
-    """The kernel-4, stride-2, padding-1 conv `_strided_conv`, whose input gradient (a transposed
-    conv) runs as `conv_transpose2x` rather than XLA:CPU's dilated-conv path."""
-    return _strided_conv(x, kernel)
+def _stride2(x: jax.Array, kernel: jax.Array, padding: Padding) -> jax.Array:
+    return lax.conv_general_dilated(
+        x, kernel, (2, 2), padding, dimension_numbers=_DIMENSION_NUMBERS
+    )
 
 
-def _downsample2x_fwd(x, kernel):
-    return _strided_conv(x, kernel), (x, kernel)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def stride2_conv(x: jax.Array, kernel: jax.Array, padding: Padding = _PAD1) -> jax.Array:
+    """A stride-2 convolution (NHWC, HWIO kernel, explicit padding) whose input gradient runs as
+    `stride2_conv_transpose` rather than XLA:CPU's dilated-conv path. Same values and gradients
+    as `lax.conv_general_dilated` to float rounding."""
+    return _stride2(x, kernel, padding)
 
 
-def _downsample2x_bwd(residuals, grad_out):
+def _stride2_fwd(x, kernel, padding):
+    return _stride2(x, kernel, padding), (x, kernel)
+
+
+def _stride2_bwd(padding, residuals, grad_out):
     x, kernel = residuals
-    grad_kernel = jax.vjp(lambda k: _strided_conv(x, k), kernel)[1](grad_out)[0]
-    return conv_transpose2x(grad_out, kernel), grad_kernel
+    grad_kernel = jax.vjp(lambda k: _stride2(x, k, padding), kernel)[1](grad_out)[0]
+    grad_x = stride2_conv_transpose(grad_out, kernel, padding, x.shape[1:3])
+    return grad_x, grad_kernel
 
 
-downsample2x.defvjp(_downsample2x_fwd, _downsample2x_bwd)
+stride2_conv.defvjp(_stride2_fwd, _stride2_bwd)
+
+
+class Stride2Conv(nnx.Module):
+    """`nnx.Conv` with strides 2 and explicit padding (same `kernel`/`bias` parameters and state
+    paths, so checkpoints are interchangeable) on `stride2_conv`."""
+
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int,
+        *,
+        padding: int,
+        use_bias: bool = True,
+        kernel_init: nnx.Initializer | None = None,
+        rngs: nnx.Rngs,
+    ):
+        init = kernel_init or nnx.initializers.lecun_normal()
+        self.kernel = nnx.Param(init(rngs.params(), (kernel_size, kernel_size, cin, cout)))
+        self.bias = nnx.Param(jnp.zeros((cout,))) if use_bias else None
+        self.padding = ((padding, padding), (padding, padding))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = stride2_conv(x, self.kernel[...], self.padding)
+        return y if self.bias is None else y + self.bias[...]
 
 
 class Upsample2x(nnx.Module):
@@ -188,7 +256,6 @@ UPSAMPLERS = {"vjp": Upsample2x, "conv_transpose": ConvTransposeUpsample2x}
 
 
 # --- a stride-1 conv whose kernel gradient stays fast for few output channels ----------------
-Padding = tuple[tuple[int, int], tuple[int, int]]
 
 
 def _plain_conv(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
@@ -323,9 +390,8 @@ class SpectralNormConv(_SpectralNormMixin, nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.normalized_kernel()
-        even = x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
-        if even and kernel.shape[:2] == (4, 4) and self.strides == (2, 2) and self.padding == _PAD1:
-            y = downsample2x(x, kernel)
+        if self.strides == (2, 2) and not isinstance(self.padding, str):
+            y = stride2_conv(x, kernel, self.padding)
         else:
             y = lax.conv_general_dilated(
                 x, kernel, self.strides, self.padding, dimension_numbers=_DIMENSION_NUMBERS

@@ -29,7 +29,7 @@ from flax import nnx
 from egan_jax.errors import ConfigError
 
 # narrow_output_conv lives in layers (CycleGAN uses it too); re-exported for srgan's callers.
-from egan_jax.models.layers import NarrowOutputConv, check_channels_and_width
+from egan_jax.models.layers import NarrowOutputConv, Stride2Conv, check_channels_and_width
 from egan_jax.models.layers import narrow_output_conv as narrow_output_conv
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
@@ -69,6 +69,8 @@ class PReLU(nnx.Module):
 
 def _conv(cin: int, cout: int, kernel: int, rngs: nnx.Rngs, *, stride: int = 1, bias=True):
     pad = kernel // 2
+    if stride == 2:  # same parameters as nnx.Conv; its input gradient avoids XLA:CPU's slow path
+        return Stride2Conv(cin, cout, kernel, padding=pad, use_bias=bias, rngs=rngs)
     return nnx.Conv(
         cin,
         cout,
