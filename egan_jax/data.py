@@ -6,8 +6,10 @@ to a loader. `"digits"` (scikit-learn's 1,797 real 8×8 digits) is bundled and a
 through `tfds.data_source` (no TensorFlow needed to read).
 
 `batch_at(images, step, ...)` is a pure function of (seed, step): resuming after a kill gives
-bit-identical batches without saving any sampler state. Grain's samplers are not used: the images
-are already one in-memory array, and one sampler for every dataset keeps resume semantics identical.
+bit-identical batches without saving any sampler state. It serves the in-memory arrays (the bundled
+data, and every evaluation set). Unconditional GAN training on a tfds split reads through grain
+instead (`egan_jax.data_grain`: lazy reads, per-epoch shuffle, per-process shards, batches), with
+the same purity in (seed, step).
 """
 
 from __future__ import annotations

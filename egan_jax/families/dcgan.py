@@ -118,6 +118,20 @@ def image_batches(config: Config, images: np.ndarray):
 
 
 def make_batches(config: Config):
+    """Bundled data: `image_batches` over the in-memory images; a tfds split: grain, reading only
+    each step's records (`data_grain.tfds_image_batches`, also pure in step)."""
+    if config.data.name.startswith("tfds:"):
+        from egan_jax.data_grain import tfds_image_batches
+
+        return tfds_image_batches(
+            config.data.name.removeprefix("tfds:"),
+            split=config.data.split,
+            image_size=config.data.image_size,
+            channels=config.data.channels,
+            data_dir=config.data.data_dir,
+            batch_size=config.train.batch_size,
+            seed=config.seed,
+        )
     return image_batches(config, load_training_images(config))
 
 
