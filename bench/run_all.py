@@ -16,6 +16,7 @@ BENCHMARKS = (
     "bench.bench_classifier",
     "bench.bench_egan",
     "bench.bench_sr_cycle",
+    "bench.bench_egan_i2i",
 )
 
 
