@@ -208,3 +208,22 @@ def test_random_shift_translates_each_image_with_edge_padding():
                 classifier.default_config(), ["loss.augment_shift=-1", "model.transform.steps=()"]
             )
         )
+
+
+def test_an_owner_key_whose_step_is_the_identity_is_refused(tmp_path):
+    # secret 0x01 × 32: its FFX selection at block 2 with one channel is empty (4 bits: 1 key in 16)
+    path = tmp_path / "empty_ffx.key"
+    SecretKey.from_bytes(bytes([1]) * 32).save(path)
+    config = apply_overrides(
+        classifier.default_config(),
+        [
+            f"model.transform.key_file={path}",
+            "model.transform.steps=ffx",
+            "model.transform.block=2",
+        ],
+    )
+    with pytest.raises(ConfigError, match="'ffx' material is the identity at block 2"):
+        classifier.load_pipeline(config)
+    assert classifier.load_pipeline(config, SecretKey.load(path)) is not None  # evaluation keys
+    at_block_4 = apply_overrides(config, ["model.transform.block=4"])
+    assert classifier.load_pipeline(at_block_4) is not None

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -146,9 +147,34 @@ def load_pipeline(config: Config, key: SecretKey | None = None) -> Pipeline | No
     _check(config)
     if not config.model.transform.steps:
         return None
-    if key is None:
-        key = SecretKey.load(config.model.transform.key_file)
-    return Pipeline.from_config(transform_config(config), key)
+    if key is not None:
+        return Pipeline.from_config(transform_config(config), key)
+    pipeline = Pipeline.from_config(
+        transform_config(config), SecretKey.load(config.model.transform.key_file)
+    )
+    _refuse_identity_steps(pipeline)
+    return pipeline
+
+
+def _refuse_identity_steps(pipeline: Pipeline) -> None:
+    """The owner's key must change the images at every step: at block 2 with one channel an NP or
+    FFX mask has only 4 bits (empty for 1 key in 16) and a shuffle only 24 permutations."""
+    for name, material in pipeline.materials:
+        if name not in ("shuffle", "np", "ffx"):
+            continue
+        field = material.near_miss_field
+        values = np.asarray(getattr(material, field))
+        identity = (
+            np.array_equal(values, np.arange(values.size))
+            if field == "permutation"
+            else not values.any()
+        )
+        if identity:
+            raise ConfigError(
+                f"this key's {name!r} material is the identity at block {pipeline.block_size} "
+                f"(key {pipeline.fingerprint}): the step would leave every image unchanged; make "
+                "another key (egan keygen) or use a larger model.transform.block"
+            )
 
 
 def key_fingerprint(config: Config) -> str | None:
