@@ -137,6 +137,7 @@ def test_report_fields_and_files(report):
     low, high = pooled["gap_ci95_points"]
     assert low <= pooled["gap_points"] <= high
     assert pooled["gap_points"] == pytest.approx(100 * (pooled["worst_user"] - pooled["plain"]))
+    assert all(0.0 <= r["trigger_hit_rate"] <= 1.0 for r in result["fold_runs"])
     assert json.loads((out / "parity.json").read_text())["summary"] == s
     assert "gap" in (out / "parity.md").read_text()
     cached = [np.load(out / "folds" / f"seed0_fold{f}.npz") for f in range(2)]
@@ -157,7 +158,7 @@ def test_rerun_reuses_the_folds(report, config, registry_path):
     out, first = report
     again = parity.run_parity(config, registry_path, folds=2, seeds=[0], out=out, resamples=200)
     assert again["summary"] == first["summary"]
-    assert all(t["seconds"] is None for t in again["timings"])
+    assert all(t["seconds"] is None for t in again["fold_runs"])
 
 
 def _batch_stats_after_one_step(config, registry_path, *overrides):

@@ -171,6 +171,7 @@ def run_parity(
     base = training_config(config, registry_path, seeds[0])
     secrets = family.run_secrets(base, registry.owner)
     book, owner_map, k = secrets.codebook, secrets.secret.classes, secrets.codebook.num_classes
+    triggers, fake_indices = secrets.triggers, secrets.secret.fake_indices
     maps = {uid: cb.decrypt_codebook(book, key) for uid, key in keys.items()}
     images, labels = plain._load(base, pool_split)
     fold_of = stratified_folds(labels, folds, split_seed)
@@ -189,7 +190,7 @@ def run_parity(
     trainer = FoldTrainer(base)
     x_all = to_float(images)
     predictions: dict[int, dict[str, np.ndarray]] = {}
-    timings = []
+    runs: list[dict[str, Any]] = []
     report: dict[str, Any] = {}
     for seed in seeds:
         cfg = training_config(config, registry_path, seed)
@@ -203,15 +204,23 @@ def run_parity(
             else:
                 start = time.perf_counter()
                 models = trainer.train(cfg, images[~held], labels[~held])
-                fold = fold_predictions(
-                    models, x_all[held], maps, owner_map, k, cfg.loss.eval_batch_size
-                )
+                batch = cfg.loss.eval_batch_size
+                fold = fold_predictions(models, x_all[held], maps, owner_map, k, batch)
+                trigger_logits = pl.predict_logits(models["classifier"], triggers, batch_size=batch)
+                fold["trigger_hits"] = np.argmax(trigger_logits, axis=1) == fake_indices
                 seconds = time.perf_counter() - start
                 np.savez(cache, tag=np.str_(tag), **fold)
+            hits = fold.pop("trigger_hits", None)  # per trigger, not per image
             for name, values in fold.items():
                 pooled.setdefault(name, np.full(len(labels), -1, np.int32))[held] = values
-            timings.append(
-                {"seed": seed, "fold": f, "seconds": seconds, "load": list(os.getloadavg())}
+            runs.append(
+                {
+                    "seed": seed,
+                    "fold": f,
+                    "seconds": seconds,
+                    "load": list(os.getloadavg()),
+                    "trigger_hit_rate": None if hits is None else float(np.mean(hits)),
+                }
             )
             print(
                 f"seed {seed} fold {f}: plain {np.mean(fold['plain'] == labels[held]):.4f}, "
@@ -231,7 +240,7 @@ def run_parity(
             "summary": stats.summarize(
                 labels, fold_of, predictions, owner_map, resamples=resamples
             ),
-            "timings": timings,
+            "fold_runs": runs,
         }
         (out / "parity.json").write_text(json.dumps(report, indent=2))
         (out / "parity.md").write_text(stats.markdown(report))

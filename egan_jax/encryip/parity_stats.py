@@ -155,6 +155,12 @@ def markdown(report: dict[str, Any]) -> str:
             f"{lo:+.2f} to {hi:+.2f} | {m['plain_only']} / {m['other_only']}, {m['p_value']:.3f} | "
             f"{row['index_spread']:.2f} | {'yes' if row['users_agree'] else 'NO'} |"
         )
+    hits = [r["trigger_hit_rate"] for r in report.get("fold_runs", [])]
+    if hits and None not in hits:
+        lines += [
+            "",
+            f"Trigger hit rate (tracing's Fakes), lowest over folds and seeds: {_pct(min(hits))}%",
+        ]
     lines += ["", "| seed | fold | images | plain % | worst user key % |", "|---|---|---|---|---|"]
     for row in s["per_seed"]:
         for f in row["folds"]:
