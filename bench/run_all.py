@@ -17,6 +17,7 @@ BENCHMARKS = (
     "bench.bench_egan",
     "bench.bench_sr_cycle",
     "bench.bench_egan_i2i",
+    "bench.bench_transforms_cnn",
 )
 
 
