@@ -45,6 +45,7 @@ def sweep(
     blocks: tuple[int, ...] = (2, 4, 8),
     transforms: tuple[str, ...] = tuple(TRANSFORMS),
     overrides: tuple[str, ...] = (),
+    plain: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Train and evaluate every (transform, block) run for each key file; write and return the
     table's lines.
@@ -52,7 +53,9 @@ def sweep(
     With several keys the runs are ``OUT/<transform>_b<block>_k<i>`` (``i`` the key's index) and
     every line names its key's fingerprint. The unprotected run is shared by all lines, except for
     models with a per-position input embedding (``model.input_codes`` > 0), whose positions repeat
-    with the block: there one unprotected run per block, ``OUT/plain_b<block>``.
+    with the block: there one unprotected run per block, ``OUT/plain_b<block>``. ``plain``: an
+    unprotected run already trained (e.g. by an earlier sweep with the same settings) to use
+    instead of training one.
     """
     from egan_jax.classifier_eval import evaluate_workdir
     from egan_jax.config import load_config
@@ -71,13 +74,13 @@ def sweep(
 
     per_block = load_config(experiment, common(key_files[0])).model.input_codes > 0
     plains = {}
-    for block in blocks if per_block else (None,):
-        plain = out / ("plain" if block is None else f"plain_b{block}")
+    for block in () if plain is not None else blocks if per_block else (None,):
+        plain_run = out / ("plain" if block is None else f"plain_b{block}")
         run = (*common(key_files[0]), _steps_override(()))
         if block is not None:
             run = (*run, f"model.transform.block={block}")
-        train_and_evaluate(load_config(experiment, run), plain)
-        plains[block] = plain
+        train_and_evaluate(load_config(experiment, run), plain_run)
+        plains[block] = plain_run
     lines = []
     for index, key in enumerate(key_files):
         suffix = f"_k{index}" if len(key_files) > 1 else ""
@@ -90,7 +93,10 @@ def sweep(
                     f"model.transform.block={block}",
                 )
                 train_and_evaluate(load_config(experiment, run), workdir)
-                report = evaluate_workdir(workdir, baseline=plains[block if per_block else None])
+                baseline = (
+                    Path(plain) if plain is not None else plains[block if per_block else None]
+                )
+                report = evaluate_workdir(workdir, baseline=baseline)
                 line = {"transform": name, "block": block, **report["summary"]}
                 if len(key_files) > 1:
                     line["key"] = report["meta"]["key_fingerprint"]
@@ -163,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", default="2,4,8", help="block sizes (default 2,4,8)")
     parser.add_argument("--transforms", default=",".join(TRANSFORMS), help="default: all four")
     parser.add_argument("--set", action="append", default=[], help="config override FIELD=VALUE")
+    parser.add_argument(
+        "--plain", default=None, help="an unprotected run to use instead of training OUT/plain"
+    )
     args = parser.parse_args(argv)
     lines = sweep(
         args.experiment,
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         blocks=tuple(int(b) for b in args.blocks.split(",")),
         transforms=tuple(args.transforms.split(",")),
         overrides=tuple(args.set),
+        plain=args.plain,
     )
     print(markdown(lines))
     return 0
