@@ -68,6 +68,8 @@ FAMILIES: dict[str, str] = {
     "classifier": "egan_jax.families.classifier:FAMILY",
     "encryip": "egan_jax.families.encryip:FAMILY",
     "egan_attack_dcgan": "egan_jax.attacks:FAMILY",
+    "egan_attack_srgan": "egan_jax.attacks_i2i:SRGAN_FAMILY",
+    "egan_attack_cyclegan": "egan_jax.attacks_i2i:CYCLEGAN_FAMILY",
 }
 
 
