@@ -29,7 +29,9 @@ Each attack stores its rows in WORKDIR/attacks/NAME.json; `egan evaluate` adds t
 search, estimate, finetune and watermark-overwrite use no key (finetune and watermark-overwrite
 check the owner's key and watermarks afterwards; watermark-overwrite embeds the thief's own logo
 and signature while fine-tuning).
-A classifier workdir gets the classifier's table and attacks (egan_jax/cli/classifier_cmd.py).
+A classifier workdir gets the classifier's table and attacks (egan_jax/cli/classifier_cmd.py);
+an egan_srgan / egan_cyclegan workdir gets prune, search, finetune, estimate
+(egan_jax/attack_runs_i2i.py).
 """
 
 
@@ -196,6 +198,17 @@ def run_attack(args: argparse.Namespace) -> int:
 
     if classifier_cmd.is_classifier_run(args.workdir):  # finetune, estimate, search
         return classifier_cmd.run_attack(args)
+    from egan_jax import evaluate_i2i
+
+    if evaluate_i2i.is_image_run(args.workdir):  # egan_srgan / egan_cyclegan: attack_runs_i2i
+        from egan_jax.attack_runs_i2i import run_cli
+        from egan_jax.evaluate_i2i_report import attack_table
+
+        rows = run_cli(args)
+        family = json.loads((Path(args.workdir) / "config.json").read_text())["family"]
+        print(attack_table(family, rows))
+        print(f"rows stored in {Path(args.workdir) / 'attacks'}")
+        return 0
     from egan_jax.evaluate import markdown_table
 
     rows = ATTACKS[args.attack](args)
