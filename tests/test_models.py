@@ -1,4 +1,4 @@
-"""Tests for egan_jax/models/layers.py and egan_jax/models/dcgan.py."""
+"""Tests for egan_jax/models/layers.py, egan_jax/models/resample.py and egan_jax/models/dcgan.py."""
 
 import chex
 import jax
