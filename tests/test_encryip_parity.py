@@ -109,7 +109,8 @@ def test_fold_trainer_is_the_engine_step(tmp_path, config, registry_path):
     cfg = apply_overrides(cfg, ["train.steps=3"])
     engine = train_and_evaluate(cfg, tmp_path / "run").models
     images, labels = plain._load(cfg, cfg.data.split)
-    ours = parity.FoldTrainer(cfg).train(cfg, images, labels)
+    ours, metrics = parity.FoldTrainer(cfg).train(cfg, images, labels)
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and "baseline_loss" in metrics
     for name in ("classifier", "baseline"):
         a, b = nnx.state(engine[name], nnx.Param), nnx.state(ours[name], nnx.Param)
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
@@ -138,6 +139,7 @@ def test_report_fields_and_files(report):
     assert low <= pooled["gap_points"] <= high
     assert pooled["gap_points"] == pytest.approx(100 * (pooled["worst_user"] - pooled["plain"]))
     assert all(0.0 <= r["trigger_hit_rate"] <= 1.0 for r in result["fold_runs"])
+    assert all("baseline_accuracy" in r["train_metrics"] for r in result["fold_runs"])
     assert json.loads((out / "parity.json").read_text())["summary"] == s
     assert "gap" in (out / "parity.md").read_text()
     cached = [np.load(out / "folds" / f"seed0_fold{f}.npz") for f in range(2)]

@@ -107,18 +107,24 @@ class FoldTrainer:
         self._step = jax.jit(train_step)
 
     def train(self, config: Config, images: np.ndarray, labels: np.ndarray):
-        """The trained models (``{"classifier", "baseline"}``) after ``config.train.steps``."""
+        """The trained models (``{"classifier", "baseline"}``) after ``config.train.steps``, and
+        the step metrics averaged over the last tenth of the steps (training accuracy and loss
+        of both models: does one of them underfit?)."""
         from egan_jax.data_labeled import labeled_batch_at
         from egan_jax.train import initial_state, run_keys
 
         _, state = initial_state(self.family, config)
         key = run_keys(config.seed)["train"]
-        for step in range(config.train.steps):
+        steps, tail = config.train.steps, []
+        for step in range(steps):
             x, y = labeled_batch_at(
                 images, labels, step, batch_size=config.train.batch_size, seed=config.seed
             )
-            state, _ = self._step(state, {"images": x, "labels": y}, key, np.int32(step))
-        return nnx.merge(self.graphdef, state)["models"]
+            state, metrics = self._step(state, {"images": x, "labels": y}, key, np.int32(step))
+            if step >= steps - max(1, steps // 10):
+                tail.append(jax.device_get(metrics))
+        means = {name: float(np.mean([m[name] for m in tail])) for name in tail[0]}
+        return nnx.merge(self.graphdef, state)["models"], means
 
 
 def fold_predictions(
@@ -203,14 +209,16 @@ def run_parity(
                 seconds = None
             else:
                 start = time.perf_counter()
-                models = trainer.train(cfg, images[~held], labels[~held])
+                models, train_metrics = trainer.train(cfg, images[~held], labels[~held])
                 batch = cfg.loss.eval_batch_size
                 fold = fold_predictions(models, x_all[held], maps, owner_map, k, batch)
                 trigger_logits = pl.predict_logits(models["classifier"], triggers, batch_size=batch)
                 fold["trigger_hits"] = np.argmax(trigger_logits, axis=1) == fake_indices
+                fold["train_metrics"] = np.array(json.dumps(train_metrics))
                 seconds = time.perf_counter() - start
                 np.savez(cache, tag=np.str_(tag), **fold)
             hits = fold.pop("trigger_hits", None)  # per trigger, not per image
+            metrics = fold.pop("train_metrics", None)
             for name, values in fold.items():
                 pooled.setdefault(name, np.full(len(labels), -1, np.int32))[held] = values
             runs.append(
@@ -220,6 +228,7 @@ def run_parity(
                     "seconds": seconds,
                     "load": list(os.getloadavg()),
                     "trigger_hit_rate": None if hits is None else float(np.mean(hits)),
+                    "train_metrics": None if metrics is None else json.loads(str(metrics)),
                 }
             )
             print(

@@ -161,6 +161,17 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"Trigger hit rate (tracing's Fakes), lowest over folds and seeds: {_pct(min(hits))}%",
         ]
+    trained = [r["train_metrics"] for r in report.get("fold_runs", []) if r.get("train_metrics")]
+    if trained:
+
+        def mean(name: str) -> float:
+            return float(np.mean([t[name] for t in trained]))
+
+        lines.append(
+            f"- training, last tenth of the steps (mean over {len(trained)} fold runs): EncryIP "
+            f"decoded accuracy {_pct(mean('accuracy'))}%, class-sum loss {mean('class_loss'):.4f}; "
+            f"plain {_pct(mean('baseline_accuracy'))}%, loss {mean('baseline_loss'):.4f}"
+        )
     lines += ["", "| seed | fold | images | plain % | worst user key % |", "|---|---|---|---|---|"]
     for row in s["per_seed"]:
         for f in row["folds"]:
