@@ -100,12 +100,17 @@ def init_params(layers: list[Layer], rng: np.random.Generator) -> dict[str, np.n
     return params
 
 
-def secure_forward(party: Party, layers: list[Layer], params: dict, x: np.ndarray):
-    """Shares of the output and the per-layer caches for `secure_backward`."""
+def secure_forward(
+    party: Party, layers: list[Layer], params: dict, x: np.ndarray, *, outputs: list | None = None
+):
+    """Shares of the output and the per-layer caches for `secure_backward`; ``outputs`` (a list)
+    also receives every layer's output shares (for `egan_jax.lpgan.trace`)."""
     caches = []
     for i, layer in enumerate(layers):
         x, cache = layer.forward(party, _layer_params(params, i, layer), x)
         caches.append(cache)
+        if outputs is not None:
+            outputs.append(x)
     return x, caches
 
 

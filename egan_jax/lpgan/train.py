@@ -176,32 +176,45 @@ def secure_train_step(
     real: np.ndarray,
     z_d: np.ndarray,
     z_g: np.ndarray,
+    *,
+    trace: dict | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
     """One training step on shares. Returns (new state shares, logit shares for the owner's losses):
-    "real", "fake" (the discriminator step) and "generator" (the generator step)."""
+    "real", "fake" (the discriminator step) and "generator" (the generator step). ``trace`` (a
+    dict) also receives the shares of every intermediate tensor (`egan_jax.lpgan.trace`)."""
     nets = networks(config)
     g, d = nets["g"], nets["d"]
     n = real.shape[0]
     g_params, d_params = working_params(party, state, "g"), working_params(party, state, "d")
 
-    fake, _ = secure_forward(party, g, g_params, z_d)
-    logits, caches = secure_forward(party, d, d_params, np.concatenate([real, fake]))
+    record = trace is not None
+    acts: dict[str, list] = {k: [] for k in ("g_d", "d_d", "g_g", "d_g")} if record else {}
+    fake, _ = secure_forward(party, g, g_params, z_d, outputs=acts.get("g_d"))
+    logits, caches = secure_forward(
+        party, d, d_params, np.concatenate([real, fake]), outputs=acts.get("d_d")
+    )
     targets = np.concatenate([np.ones(n), np.zeros(n)])
     scale = np.uint64(1 << config.loss_scale_bits)
     d_loss_grad = _logit_grads(party, config.loss, logits, targets, n) * scale
     _, d_grads = secure_backward(party, d, d_params, caches, d_loss_grad)
     state = sgd_update(party, config, state, "d", d_grads)
 
-    d_params = working_params(party, state, "d")
-    fake, g_caches = secure_forward(party, g, g_params, z_g)
-    g_logits, d_caches = secure_forward(party, d, d_params, fake)
+    new_d_params = working_params(party, state, "d")
+    fake, g_caches = secure_forward(party, g, g_params, z_g, outputs=acts.get("g_g"))
+    g_logits, d_caches = secure_forward(party, d, new_d_params, fake, outputs=acts.get("d_g"))
     g_loss_grad = _generator_logit_grad(party, config.loss, g_logits) * scale
     d_fake, _ = secure_backward(
-        party, d, d_params, d_caches, g_loss_grad, input_grad=True, param_grads=False
+        party, d, new_d_params, d_caches, g_loss_grad, input_grad=True, param_grads=False
     )
     _, g_grads = secure_backward(party, g, g_params, g_caches, d_fake)
     state = sgd_update(party, config, state, "g", g_grads)
     outputs = {"real": logits[:n, 0], "fake": logits[n:, 0], "generator": g_logits[:, 0]}
+    if record:
+        trace.update({f"act.{k}.{i}": v for k, vs in acts.items() for i, v in enumerate(vs)})
+        trace.update({"grad.d_logit": d_loss_grad, "grad.g_logit": g_loss_grad})
+        trace["grad.fake_image"] = d_fake
+        trace.update({f"grad.d.{k}": v for k, v in d_grads.items()})
+        trace.update({f"grad.g.{k}": v for k, v in g_grads.items()})
     return state, outputs
 
 
@@ -225,6 +238,12 @@ def logit_losses(loss: str, real, fake, generator) -> dict[str, float]:
         d = np.mean(np.maximum(0, 1 - real) + np.maximum(0, 1 + fake))
         g = np.mean(-generator)
     return {"d_loss": float(d), "g_loss": float(g)}
+
+
+def step_losses(loss: str, logits) -> dict[str, float]:
+    """`logit_losses` from a step's logits by name ("real", "fake", "generator"). Never by position:
+    a jitted step returns its dict with the keys sorted (fake, generator, real)."""
+    return logit_losses(loss, logits["real"], logits["fake"], logits["generator"])
 
 
 def _plain_losses(loss: str):
