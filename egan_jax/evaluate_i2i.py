@@ -32,6 +32,8 @@ from egan_jax.config import Config, read_config
 from egan_jax.errors import ConfigError
 from egan_jax.evaluate_i2i_report import (
     ADAPTER_REMOVED,
+    attack_table,
+    load_attack_rows,
     markdown_table,
     summarize,
     write_report,
@@ -315,10 +317,12 @@ def evaluate_workdir(
         "metric_name": metric_name,
         "baseline": str(base) if base else None,
     }
+    attacks = load_attack_rows(workdir)  # `egan attack ...` rows
     paths = write_report(
-        Path(out) if out else workdir / "report", config.family, rows, summary, previews, meta
-    )
-    return {"meta": meta, "rows": rows, "summary": summary,
+        Path(out) if out else workdir / "report", config.family, rows, summary, previews, meta,
+        attacks,
+    )  # fmt: skip
+    return {"meta": meta, "rows": rows, "summary": summary, "attacks": attacks,
             "paths": {k: str(v) for k, v in paths.items()}}  # fmt: skip
 
 
@@ -346,5 +350,7 @@ def run_cli(args) -> int:
     print(markdown_table(report["meta"]["family"], report["rows"], report["meta"]["metric_name"]))
     for goal, met in report["summary"]["goals"].items():
         print(f"goal {goal}: {'met' if met else 'NOT met'}")
+    if report["attacks"]:
+        print(attack_table(report["meta"]["family"], report["attacks"]))
     print(json.dumps(report["paths"]))
     return 0

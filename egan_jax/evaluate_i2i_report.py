@@ -93,6 +93,28 @@ def markdown_table(family: str, rows: list[dict[str, Any]], metric_name: str = "
     return "\n".join(lines)
 
 
+def load_attack_rows(workdir: Path) -> list[dict[str, Any]]:
+    """Rows that `egan attack` stored under `workdir/attacks/*.json` (`attack_runs_i2i`), in name
+    order; empty when no attack ran."""
+    rows = []
+    for path in sorted((Path(workdir) / "attacks").glob("*.json")):
+        rows.extend(json.loads(path.read_text()).get("rows", []))
+    return rows
+
+
+def attack_table(family: str, rows: list[dict[str, Any]]) -> str:
+    """The attack rows: the family's metric (SRGAN Y-PSNR/SSIM, CycleGAN A→B FD) and a note."""
+    if family.endswith("srgan"):
+        lines = ["| attack | kind | Y-PSNR (dB) | Y-SSIM | note |", "|---|---|---:|---:|---|"]
+        cells = lambda r: f"{_cell(r.get('psnr_y'))} | {_cell(r.get('ssim_y'), 3)}"  # noqa: E731
+    else:
+        lines = ["| attack | kind | A→B Fréchet distance | note |", "|---|---|---:|---|"]
+        cells = lambda r: _cell(r.get("fd_a_to_b"))  # noqa: E731
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['kind']} | {cells(r)} | {r.get('note', '')} |")
+    return "\n".join(lines)
+
+
 def save_rgb_grid(previews: dict[str, np.ndarray], path: Path, *, scale: int = 2) -> Path:
     """One row of images per input kind, its name on the left (RGB PNG)."""
     label_width = 170
@@ -123,11 +145,17 @@ def _grid_subset(previews: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {n: previews[n] for n in keep}
 
 
-def write_report(out: Path, family: str, rows, summary, previews, meta) -> dict[str, Path]:
+def write_report(
+    out: Path, family: str, rows, summary, previews, meta, attacks=()
+) -> dict[str, Path]:
+    """`report.json`, `report.md` (with the `attacks` rows, if any) and `grid.png` under `out`."""
     out.mkdir(parents=True, exist_ok=True)
     grid = save_rgb_grid(_grid_subset(previews), out / "grid.png")
     (out / "report.json").write_text(
-        json.dumps({"meta": meta, "rows": rows, "summary": summary}, indent=2) + "\n"
+        json.dumps(
+            {"meta": meta, "rows": rows, "summary": summary, "attacks": list(attacks)}, indent=2
+        )
+        + "\n"
     )
     lines = [f"- {kind}: {s['count']} × mean {s['mean']:.2f} ± {s['sd']:.2f}, worst {s['worst']:.2f}"
              for kind, s in summary["kinds"].items()]  # fmt: skip
@@ -137,6 +165,8 @@ def write_report(out: Path, family: str, rows, summary, previews, meta) -> dict[
             "the correct key"
         )
     lines += [f"- goal {g}: {'met' if ok else 'NOT met'}" for g, ok in summary["goals"].items()]
+    if attacks:  # `egan attack ...` rows (WORKDIR/attacks/*.json)
+        lines += ["", "## Attacks", "", attack_table(family, attacks)]
     md = [
         f"# EGAN protection report ({family}): {meta['workdir']}",
         "",

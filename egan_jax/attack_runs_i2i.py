@@ -1,0 +1,266 @@
+"""`egan attack ...` on an EGAN-protected SRGAN / CycleGAN workdir: run, score, store rows.
+
+Each attack scores with the family's metric — SRGAN: Y-PSNR/SSIM of the held-out tiles
+(`psnr_y`, higher is better; bicubic is the floor a useful output must beat); CycleGAN: the A → B
+Fréchet distance to the real B test images (`fd_a_to_b`, lower is better) — and stores its rows
+in `WORKDIR/attacks/NAME.json` like `egan_jax.attack_runs`; `egan evaluate` on the workdir adds
+them to the report. The mechanics live in `egan_jax.attacks_i2i`.
+
+* prune: global magnitude pruning of the protected generator (input map + network), correct key
+  and no key (raw input) at each fraction.
+* search: the best of N random keys, with the key-space size.
+* finetune: the thief fine-tunes the stolen model on raw inputs (with / without the
+  discriminator) vs the from-scratch attacker; the owner's correct key afterwards.
+* estimate: a learned per-block input map in front of the frozen stolen generator, vs the
+  from-scratch attacker.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flax import nnx
+
+from egan_jax.attack_runs import PRUNE_FRACTIONS
+from egan_jax.config import Config, read_config
+from egan_jax.keys import SecretKey
+
+ATTACKS = ("prune", "search", "finetune", "estimate")
+
+
+def _load(workdir: Path, key: SecretKey | None, check_key: bool):
+    """Config, models and key of a protected image workdir (no key check for keyless attacks)."""
+    from egan_jax.attacks_i2i import task_of
+    from egan_jax.families.egan_image import load_key
+    from egan_jax.train import load_trained
+
+    config = read_config(workdir / "config.json")
+    task_of(config)  # a clear error for any other family
+    if check_key:
+        key = key or load_key(config)
+    fingerprint = key.fingerprint if check_key else None
+    config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
+    return config, models, key
+
+
+class Scorer:
+    """The family's metric of a generator run on (transformed) held-out inputs."""
+
+    def __init__(self, config: Config, cache_dir: str | None = None):
+        from egan_jax import evaluate_i2i as ev
+
+        self.config, self.sr = config, config.family.endswith("srgan")
+        if self.sr:
+            from egan_jax.data import to_float
+            from egan_jax.image_quality import bicubic_upscale
+
+            self.lr, self.hr = ev._sr_tiles(config)
+            self.inputs = to_float(self.lr)
+            bicubic = ev._scores(to_float(bicubic_upscale(self.lr, config.model.scale)), self.hr,
+                                 config.model.scale)  # fmt: skip
+            self.reference = f"bicubic {bicubic['psnr_y']:.2f} dB"
+        else:
+            self.inputs, self.test_b = ev._cycle_test(config)
+            self.network, self.metric = ev.feature_network(config, cache_dir)
+            self.reference = self.metric
+
+    def __call__(self, forward: Callable[[np.ndarray], np.ndarray], transform=None) -> dict:
+        """`forward` (numpy -> numpy) of `transform(inputs)` (None: the raw inputs), scored."""
+        from egan_jax import evaluate_i2i as ev
+
+        inputs = self.inputs if transform is None else np.asarray(transform(self.inputs))
+        out = forward(inputs)
+        if self.sr:
+            return ev._scores(out, self.hr, self.config.model.scale)
+        from egan_jax.metrics import compute_fid
+
+        return {"fd_a_to_b": compute_fid(out, self.test_b, self.network)}
+
+    def loss(self, scores: dict) -> float:
+        """Lower is better for the attacker: −PSNR (SRGAN) or the Fréchet distance."""
+        return -scores["psnr_y"] if self.sr else scores["fd_a_to_b"]
+
+
+def _row(name: str, kind: str, scores: dict, note: str = "") -> dict[str, Any]:
+    return {"name": name, "kind": kind, **scores, **({"note": note} if note else {})}
+
+
+def _save(workdir: Path, name: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    path = workdir / "attacks" / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"attack": name, "rows": rows}, indent=2) + "\n")
+    return rows
+
+
+def attack_prune(workdir, *, key=None, fractions=PRUNE_FRACTIONS, cache_dir=None):
+    """Global magnitude pruning of the protected generator: correct key and no key per level."""
+    import jax
+
+    from egan_jax.attacks import prune_model, sparsity
+    from egan_jax.attacks_i2i import task_of
+    from egan_jax.evaluate_i2i import forward_fn
+    from egan_jax.families.egan_image import variants
+
+    workdir = Path(workdir)
+    config, models, key = _load(workdir, key, True)
+    scorer = Scorer(config, cache_dir)
+    generator = models[task_of(config).keyed_role]
+    authorized = variants(config, key).authorized.apply
+    original = jax.tree_util.tree_map(np.array, nnx.state(generator))  # a copy
+    rows = []
+    for fraction in fractions:
+        nnx.update(generator, original)
+        prune_model(generator, fraction)
+        zeros = sparsity(nnx.state(generator, nnx.Param))
+        note = f"sparsity {zeros:.3f}; {scorer.reference}"
+        for label, transform in (("correct key", authorized), ("no key", None)):
+            scores = scorer(forward_fn(generator), transform)
+            rows.append(_row(f"pruned {fraction:.0%} ({label})", "attack_prune", scores, note))
+    nnx.update(generator, original)
+    return _save(workdir, "prune", rows)
+
+
+def attack_search(workdir, *, candidates=20, seed=0, cache_dir=None):
+    """Key search without the owner's key: the best of `candidates` random keys."""
+    from egan_jax.attacks import key_search
+    from egan_jax.attacks_i2i import task_of
+    from egan_jax.classifier_attacks import key_space
+    from egan_jax.evaluate_i2i import forward_fn
+    from egan_jax.families.egan_image import variants
+    from egan_jax.unauthorized import UnauthorizedSpec
+
+    workdir = Path(workdir)
+    config, models, _ = _load(workdir, None, False)
+    scorer = Scorer(config, cache_dir)
+    forward = forward_fn(models[task_of(config).keyed_role])
+    stand_in = SecretKey.from_bytes(bytes(32))  # names the spec only; the owner's key is not used
+    spec = UnauthorizedSpec(no_key=False, random_keys=candidates, near_keys=0, near_materials=0,
+                            seed=seed, label="search")  # fmt: skip
+    pool = variants(config, stand_in, spec).unauthorized
+    results = {}
+
+    def score(variant) -> float:
+        results[variant.name] = scorer(forward, variant.apply)
+        return scorer.loss(results[variant.name])
+
+    best, losses = key_search(pool, score)
+    _, space = key_space(config.model.steps, config.model.block, config.data.channels)
+    note = f"median {np.median([abs(v) for v in losses]):.2f}; key space {space}"
+    row = _row(f"key search: best of {candidates} keys", "attack_search", results[best.name], note)
+    return _save(workdir, "search", [row])
+
+
+def _thief_run(source: Config, workdir: Path, name: str, steps: int | None, **kwargs):
+    """Train (or resume, if already done) the thief's run `name` through the generic engine."""
+    import dataclasses
+    import warnings
+
+    from egan_jax.attacks import _stolen_state
+    from egan_jax.attacks_i2i import finetune_config
+    from egan_jax.train import train_and_evaluate
+
+    if not kwargs.get("from_scratch"):
+        _stolen_state(str(workdir.absolute()))  # loaded here: the engine builds models in a trace
+    attack = finetune_config(source, workdir, **kwargs)
+    if steps:
+        attack = dataclasses.replace(
+            attack,
+            train=dataclasses.replace(attack.train, steps=steps),
+            checkpoint=dataclasses.replace(attack.checkpoint, every=steps),
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # srgan's "no VGG weights" notice
+        return train_and_evaluate(attack, workdir / "attacks" / f"run_{name}"), attack
+
+
+def _scratch_row(source, workdir, scorer, steps) -> dict[str, Any]:
+    from egan_jax.attacks_i2i import task_of
+    from egan_jax.evaluate_i2i import forward_fn
+
+    name = "from_scratch" + (f"_{steps}" if steps else "")
+    result, attack = _thief_run(source, workdir, name, steps, from_scratch=True)
+    generator = result.models[task_of(source).keyed_role]
+    note = f"{attack.train.steps} steps, lr {attack.optim.learning_rate:g}; {scorer.reference}"
+    return _row("from scratch, same data and budget", "attack_scratch",
+                scorer(forward_fn(generator)), note)  # fmt: skip
+
+
+def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
+    """Fine-tuning on raw inputs with / without the stolen discriminator vs from scratch; the
+    owner's correct key on each fine-tuned generator."""
+    from egan_jax.attacks_i2i import task_of
+    from egan_jax.evaluate_i2i import forward_fn
+    from egan_jax.families.egan_image import load_key, variants
+
+    workdir = Path(workdir)
+    source = read_config(workdir / "config.json")
+    task = task_of(source)
+    key = key or load_key(source)
+    authorized = variants(source, key).authorized.apply
+    scorer = Scorer(source, cache_dir)
+    rows = []
+    for label, keep_d in (("with D", True), ("without D", False)):
+        result, attack = _thief_run(source, workdir, label.replace(" ", "_"), steps,
+                                    keep_discriminator=keep_d)  # fmt: skip
+        forward = forward_fn(result.models[task.keyed_role])
+        note = f"{attack.train.steps} steps, lr {attack.optim.learning_rate:g}"
+        rows.append(_row(f"fine-tune {label} (no key)", "attack_finetune", scorer(forward), note))
+        rows.append(_row(f"fine-tune {label} (owner's correct key)", "attack_finetune",
+                         scorer(forward, authorized)))  # fmt: skip
+    rows.append(_scratch_row(source, workdir, scorer, steps))
+    return _save(workdir, "finetune", rows)
+
+
+def attack_estimate(workdir, *, cache_dir=None, steps=None, learning_rate=None):
+    """Key estimation: a per-block linear input map (kernel = stride = block) in front of the
+    frozen stolen generator, trained on the thief's raw images with the family's task loss;
+    default budget half the source's steps, lr = the owner's input-map lr."""
+    from egan_jax.attacks import BlockAdapter
+    from egan_jax.attacks_i2i import TASK_LOSSES, estimate_adapter, finetune_config, task_of
+    from egan_jax.attacks_i2i import make_batches as thief_batches
+    from egan_jax.evaluate_i2i import forward_fn
+
+    workdir = Path(workdir)
+    config, models, _ = _load(workdir, None, False)
+    task = task_of(config)
+    scorer = Scorer(config, cache_dir)
+    share = thief_batches(finetune_config(config, workdir))
+    budget, steps = steps, steps or max(1, config.train.steps // 2)
+    learning_rate = learning_rate or config.optim.learning_rate * config.model.adapter_lr_scale
+    adapter = BlockAdapter(config.model.block, config.data.channels, rngs=nnx.Rngs(config.seed))
+    frozen = {role: models[role] for role in task.generators + task.discriminators}
+    history = estimate_adapter(
+        adapter, frozen, TASK_LOSSES[task.protected](config),
+        (share(i, 0, 1) for i in range(steps)), steps=steps, learning_rate=learning_rate,
+    )  # fmt: skip
+    adapter.eval()
+    forward = forward_fn(models[task.keyed_role])
+    scores = scorer(lambda x: forward(np.asarray(nnx.jit(lambda a, x: a(x))(adapter, x))))
+    note = f"{steps} steps, lr {learning_rate:g}, loss {history[0]:.4f} -> {history[-1]:.4f}"
+    rows = [_row("key estimation: learned block map, no key", "attack_estimate", scores, note)]
+    rows.append(_scratch_row(config, workdir, scorer, budget))
+    return _save(workdir, "estimate", rows)
+
+
+def run_cli(args) -> list[dict[str, Any]]:
+    """`egan attack NAME --workdir <egan_srgan / egan_cyclegan run>`."""
+    from egan_jax.errors import ConfigError
+
+    if args.attack not in ATTACKS:
+        raise ConfigError(
+            f"`egan attack {args.attack}` is DCGAN-only; on an egan_srgan / egan_cyclegan workdir "
+            f"run one of {list(ATTACKS)}"
+        )
+    key = SecretKey.load(args.key) if getattr(args, "key", None) else None
+    if args.attack == "prune":
+        return attack_prune(args.workdir, key=key, cache_dir=args.cache_dir)
+    if args.attack == "search":
+        return attack_search(args.workdir, candidates=args.candidates, seed=args.seed,
+                             cache_dir=args.cache_dir)  # fmt: skip
+    if args.attack == "finetune":
+        return attack_finetune(args.workdir, key=key, cache_dir=args.cache_dir, steps=args.steps)
+    return attack_estimate(args.workdir, cache_dir=args.cache_dir, steps=args.steps)
