@@ -159,7 +159,7 @@ def markdown(report: dict[str, Any]) -> str:
     if hits and None not in hits:
         lines += [
             "",
-            f"Trigger hit rate (tracing's Fakes), lowest over folds and seeds: {_pct(min(hits))}%",
+            f"- trigger hit rate (tracing's Fakes), lowest over folds and seeds: {_pct(min(hits))}%",
         ]
     trained = [r["train_metrics"] for r in report.get("fold_runs", []) if r.get("train_metrics")]
     if trained:
