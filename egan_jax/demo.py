@@ -106,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         from egan_jax import egan_demo
 
         steps = args.steps or (4 if args.quick else egan_demo.DEFAULT_STEPS)
-        summary["egan"] = egan_demo.run(args.out, steps=steps, quick=args.quick)["summary"]
+        seeds = (0, 1) if args.quick else egan_demo.DEFAULT_SEEDS
+        egan = egan_demo.run(args.out, steps=steps, quick=args.quick, seeds=seeds)
+        summary["egan"] = egan["summary"]
+        summary["egan_quality_over_seeds"] = egan["quality_over_seeds"]
     summary["seconds"] = round(time.perf_counter() - start, 1)
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"summary -> {args.out / 'summary.json'} ({summary['seconds']} s)")
