@@ -197,3 +197,18 @@ def test_unknown_trigger_batch_norm_is_refused(config, registry_path):
     )
     with pytest.raises(ConfigError, match="trigger_batch_norm"):
         family.make_train_step(cfg)
+
+
+def test_combine_runs_of_other_seeds(report, tmp_path, config, registry_path):
+    out, first = report
+    other = tmp_path / "seed1"
+    second = parity.run_parity(config, registry_path, folds=2, seeds=[1], out=other, resamples=200)
+    both = parity.combine_runs(
+        config, registry_path, [out, other], out=tmp_path / "both", resamples=200
+    )
+    s = both["summary"]
+    assert s["seeds"] == [0, 1]
+    assert s["per_seed"][0]["accuracy"] == first["summary"]["per_seed"][0]["accuracy"]
+    assert s["per_seed"][1]["accuracy"] == second["summary"]["per_seed"][0]["accuracy"]
+    with pytest.raises(ConfigError, match="seed 0"):
+        parity.combine_runs(config, registry_path, [out, out], out=tmp_path / "dup")

@@ -244,6 +244,7 @@ def run_parity(
             "pool_split": pool_split,
             "split_seed": split_seed,
             "steps": base.train.steps,
+            "config": {**config_to_dict(base), "seed": None},
             "codebook_fingerprint": book.fingerprint,
             "user_key_fingerprints": {uid: key.fingerprint for uid, key in keys.items()},
             "summary": stats.summarize(
@@ -253,6 +254,77 @@ def run_parity(
         }
         (out / "parity.json").write_text(json.dumps(report, indent=2))
         (out / "parity.md").write_text(stats.markdown(report))
+    return report
+
+
+COMBINED_FIELDS = ("pool_split", "split_seed", "steps", "codebook_fingerprint")
+
+
+def combine_runs(
+    config: Config,
+    registry_path: str | Path,
+    dirs: list[str | Path],
+    *,
+    out: str | Path,
+    resamples: int = 4000,
+    config_path: str = "",
+    command: str = "",
+) -> dict[str, Any]:
+    """One report from the fold caches of several finished runs (e.g. seeds trained in separate
+    processes). They must share the pool, folds, steps, codebook and users (and the config, where
+    both reports record it); a seed may appear once."""
+    from egan_jax.encryip.registry import Registry
+    from egan_jax.families import classifier as plain
+    from egan_jax.families import encryip as family
+
+    reports = []
+    for d in dirs:
+        path = Path(d) / "parity.json"
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist: pass folders written by this module")
+        reports.append(json.loads(path.read_text()))
+    first = reports[0]
+    for d, r in zip(dirs, reports, strict=True):
+        fields = [*COMBINED_FIELDS, "user_key_fingerprints"]
+        differ = [f for f in fields if r[f] != first[f]]
+        differ += ["folds"] if r["summary"]["folds"] != first["summary"]["folds"] else []
+        mine, theirs = r.get("config"), first.get("config")
+        differ += ["config"] if mine and theirs and mine != theirs else []
+        if differ:
+            raise ConfigError(f"{d} differs from {dirs[0]} in {differ}: cannot combine them")
+    registry = Registry.load(registry_path)
+    base = training_config(config, registry_path, 0)
+    owner_map = family.run_secrets(base, registry.owner).secret.classes
+    _, labels = plain._load(base, first["pool_split"])
+    folds = first["summary"]["folds"]
+    fold_of = stratified_folds(labels, folds, first["split_seed"])
+    predictions: dict[int, dict[str, np.ndarray]] = {}
+    runs = []
+    for d, r in zip(dirs, reports, strict=True):
+        runs += r.get("fold_runs", r.get("timings", []))
+        for seed in r["summary"]["seeds"]:
+            if seed in predictions:
+                raise ConfigError(f"seed {seed} appears in more than one of {dirs}")
+            pooled: dict[str, np.ndarray] = {}
+            for f in range(folds):
+                fold = np.load(Path(d) / "folds" / f"seed{seed}_fold{f}.npz")
+                for name in fold.files:
+                    if name in ("plain", "owner", "winner") or name.startswith("user:"):
+                        target = pooled.setdefault(name, np.full(len(labels), -1, np.int32))
+                        target[fold_of == f] = fold[name]
+            predictions[seed] = pooled
+    report = {
+        **{f: first[f] for f in (*COMBINED_FIELDS, "user_key_fingerprints")},
+        "config_path": config_path,
+        "command": command,
+        "combined_from": [str(d) for d in dirs],
+        "summary": stats.summarize(labels, fold_of, predictions, owner_map, resamples=resamples),
+        "fold_runs": runs,
+    }
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "parity.json").write_text(json.dumps(report, indent=2))
+    (out / "parity.md").write_text(stats.markdown(report))
     return report
 
 
@@ -270,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pool-split", default="all", help="the images to fold (default all)")
     parser.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples")
     parser.add_argument("--out", required=True, help="folder for parity.json / parity.md")
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        metavar="DIR",
+        help="combine finished runs' folds instead of training",
+    )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     return parser
 
@@ -289,18 +367,24 @@ def main(argv: list[str] | None = None) -> int:
                 "no registry: pass --registry PATH or --set model.registry=PATH (make one with "
                 "`egan encryip keygen` and issue users with `egan encryip issue-user`)"
             )
-        report = run_parity(
-            config,
-            registry,
-            folds=args.folds,
-            seeds=args.seeds,
-            out=args.out,
-            split_seed=args.split_seed,
-            pool_split=args.pool_split,
-            resamples=args.resamples,
-            config_path=args.config,
-            command="python -m egan_jax.encryip.parity " + " ".join(argv),
-        )
+        common = {
+            "out": args.out,
+            "resamples": args.resamples,
+            "config_path": args.config,
+            "command": "python -m egan_jax.encryip.parity " + " ".join(argv),
+        }
+        if args.combine:
+            report = combine_runs(config, registry, args.combine, **common)
+        else:
+            report = run_parity(
+                config,
+                registry,
+                folds=args.folds,
+                seeds=args.seeds,
+                split_seed=args.split_seed,
+                pool_split=args.pool_split,
+                **common,
+            )
     except EganError as error:
         print(f"parity: error: {error}", file=sys.stderr)
         return 2

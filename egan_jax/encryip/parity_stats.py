@@ -155,7 +155,7 @@ def markdown(report: dict[str, Any]) -> str:
             f"{lo:+.2f} to {hi:+.2f} | {m['plain_only']} / {m['other_only']}, {m['p_value']:.3f} | "
             f"{row['index_spread']:.2f} | {'yes' if row['users_agree'] else 'NO'} |"
         )
-    hits = [r["trigger_hit_rate"] for r in report.get("fold_runs", [])]
+    hits = [r.get("trigger_hit_rate") for r in report.get("fold_runs", [])]
     if hits and None not in hits:
         lines += [
             "",
