@@ -27,6 +27,12 @@ seed 0, -1.1 with seed 1 (180 test images: one image is 0.56 points). The class-
 outputs' randomization: with index weight 0.1 one index per class wins (index spread 0.10, vs 0.56
 for the randomized term alone). Class-sum + 1 × the expectation (``label_draws=0``, the default):
 98.3% = the plain twin's with seeds 0 and 2, 97.8% vs 98.3% with seed 1; index spread 0.68-0.70.
+That test split (180 images) cannot resolve 0.5 point: cross-validated over all 1,797 digits
+(5 folds, seed 0, :mod:`egan_jax.encryip.parity`) every user key gives 98.55% vs the plain twin's
+99.33%, -0.78 points (paired 95% CI -1.28 to -0.33; McNemar 17 vs 3 images, p = 0.003): not at
+parity. ``loss.trigger_batch_norm=running`` (triggers kept out of batch norm's statistics) and
+``loss.trigger_weight=0.1`` did not close it on the two folds measured (14 and 13 held-out errors
+vs 10 for the default), nor did dropping the triggers on one (4 errors, as the default).
 
 With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
 with ``model.watermark_signature`` a second plain twin carries that signature in its batch-norm
