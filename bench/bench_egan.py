@@ -45,13 +45,13 @@ def _config(design: str | None, *, batch: int, width: int, image_size: int, late
 
 
 def make_step(config):
-    """A jitted step `() -> metrics` on a fixed batch, as the generic loop runs the family's step."""
+    """A jitted step `() -> metrics` on the family's batch of step 0, as the generic loop runs it."""
     from egan_jax.train import initial_state
 
     family = get_family(config.family)
     graphdef, state = initial_state(family, config)
     family_step = family.make_train_step(config)
-    batch = {"images": family.make_batches(config)(0, 0, 1)["images"]}
+    batch = family.make_batches(config)(0, 0, 1)
 
     @jax.jit
     def step(state, batch, key):

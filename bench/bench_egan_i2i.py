@@ -16,44 +16,16 @@ from __future__ import annotations
 import json
 import os
 
-import jax
-from flax import nnx
-
 from bench.bench_dcgan import time_wall_and_cpu
+from bench.bench_egan import make_step
 from bench.common import quick_flag, write_result
 from egan_jax.config import apply_overrides
-from egan_jax.families import get_family
 
 GOAL = 1.35
 PAIRS = {
     "srgan": ("experiments.egan_srgan_photos", ["loss.pretrain_steps=0"]),
     "cyclegan": ("experiments.egan_cyclegan_grass2gravel", []),
 }
-
-
-def make_step(config):
-    """A jitted step `() -> metrics` on the family's step-0 batch, as the generic loop runs it."""
-    from egan_jax.train import initial_state
-
-    family = get_family(config.family)
-    graphdef, state = initial_state(family, config)
-    family_step = family.make_train_step(config)
-    batch = family.make_batches(config)(0, 0, 1)
-
-    @jax.jit
-    def step(state, batch, key):
-        tree = nnx.merge(graphdef, state)
-        metrics = family_step(tree["models"], tree["optimizers"], batch, key)
-        return nnx.state(tree), metrics
-
-    holder = {"state": state, "i": 0}
-
-    def run_once():
-        holder["i"] += 1
-        holder["state"], metrics = step(holder["state"], batch, jax.random.key(holder["i"]))
-        return jax.block_until_ready(metrics)
-
-    return run_once
 
 
 def configs(name: str):
