@@ -212,3 +212,23 @@ def test_combine_runs_of_other_seeds(report, tmp_path, config, registry_path):
     assert s["per_seed"][1]["accuracy"] == second["summary"]["per_seed"][0]["accuracy"]
     with pytest.raises(ConfigError, match="seed 0"):
         parity.combine_runs(config, registry_path, [out, out], out=tmp_path / "dup")
+
+
+def test_tied_head_starts_each_class_from_one_column():
+    from flax import nnx
+
+    head = nnx.Linear(6, 7, rngs=nnx.Rngs(0))
+    before = np.asarray(head.kernel[...])
+    table = np.array([[4, 0], [2, 5]])  # 2 classes x 2 indices; 1, 3, 6 are Fakes
+    family.tie_head(head, table, noise=0.1)
+    after = np.asarray(head.kernel[...])
+    for y in range(2):
+        for j in table[y]:
+            np.testing.assert_allclose(after[:, j], before[:, table[y, 0]] + 0.1 * before[:, j])
+    np.testing.assert_array_equal(after[:, [1, 3, 6]], before[:, [1, 3, 6]])
+
+
+def test_unknown_head_init_is_refused(config, registry_path):
+    cfg = apply_overrides(config, [f"model.registry={registry_path}", "model.head_init=zeros"])
+    with pytest.raises(ConfigError, match="head_init"):
+        family.make_train_step(cfg)

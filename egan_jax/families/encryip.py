@@ -92,6 +92,10 @@ class ModelConfig:
     per_class: int = 10  # m: honest codebook entries per class
     num_fakes: int = 32  # F: Fake entries = trigger inputs (tracing queries)
     codebook_label: str = "default"  # another label gives an independent codebook
+    # "tied": each class's m head columns start as one shared random column plus head_noise times
+    # their own, so the class-sum logits start as a K-way head's (+ log m); "random": independent
+    head_init: str = "random"
+    head_noise: float = 0.1
     # non-empty: also train a plain K-way twin carrying this ASCII signature in its batch-norm
     # scales (the project's white-box watermark, egan_jax.watermark), for the side-by-side table
     watermark_signature: str = ""
@@ -147,6 +151,8 @@ def _check(config: Config) -> None:
         raise ConfigError(
             f"model.per_class={m.per_class} and model.num_fakes={m.num_fakes} must be >= 1"
         )
+    if m.head_init not in ("random", "tied"):
+        raise ConfigError(f"model.head_init={m.head_init!r}: use 'random' or 'tied'")
     if loss.trigger_batch_norm not in TRIGGER_BATCH_NORM:
         raise ConfigError(
             f"loss.trigger_batch_norm={loss.trigger_batch_norm!r}: use one of {TRIGGER_BATCH_NORM}"
@@ -196,8 +202,20 @@ def key_fingerprint(config: Config) -> str:
     return run_secrets(config).codebook.fingerprint
 
 
+def tie_head(head: nnx.Linear, label_table: np.ndarray, noise: float) -> None:
+    """Column ``label_table[y, i]`` of ``head``'s kernel <- column ``label_table[y, 0]`` +
+    ``noise`` x its own (the Fake columns stay as drawn)."""
+    kernel = head.kernel[...]  # [features, N]
+    shared = kernel[:, label_table[:, 0]][:, :, None]  # [features, K, 1]
+    tied = shared + noise * kernel[:, label_table]  # [features, K, m]
+    head.kernel[...] = kernel.at[:, label_table.reshape(-1)].set(tied.reshape(kernel.shape[0], -1))
+
+
 def build_models(config: Config, rngs: nnx.Rngs) -> Models:
     models = {"classifier": plain.make_classifier(config, rngs, num_outputs(config))}
+    if config.model.head_init == "tied":
+        table = run_secrets(config).secret.label_table()
+        tie_head(models["classifier"].head, np.asarray(table), config.model.head_noise)
     if config.model.baseline:
         models["baseline"] = plain.make_classifier(config, rngs, plain.num_classes(config))
     if config.model.watermark_signature:
