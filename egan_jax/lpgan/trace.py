@@ -9,7 +9,9 @@ every parameter gradient and every parameter update. Per tensor:
 - ``rel``: ||secure − plain|| / ||plain|| (relative L2 error);
 - ``bias``: mean(secure − plain) / rms(plain) (a signed offset);
 - ``gain``: <secure, plain> / <plain, plain>, the size of the secure tensor along the plaintext one:
-  above 1 the secure step systematically moves further than the plaintext step, below 1 less.
+  above 1 the secure step systematically moves further than the plaintext step, below 1 less;
+- ``sign_flips``: the fraction of elements whose sign differs (for a pre-activation: how many
+  ReLU/LeakyReLU derivative bits flip).
 
 Run: ``python -m egan_jax.lpgan.trace --steps 20 [--seed 0] [--json out.json]``.
 """
@@ -135,6 +137,7 @@ def compare(secure: dict, plain: dict) -> dict[str, dict[str, float]]:
             "bias": float(np.mean(s - p) / max(rms, 1e-30)),
             "gain": float(np.sum(s * p) / max(pp, 1e-30)),
             "rms": float(rms),
+            "sign_flips": float(np.mean(np.sign(s) != np.sign(p))),
         }
     return rows
 
@@ -188,7 +191,7 @@ def run_trace(config: T.LpganConfig, steps: int, start: int = 0, every: int = 1)
     summary = {
         k: {
             m: float(np.mean([s["rows"][k][m] for s in per_step]))
-            for m in ("rel", "bias", "gain", "rms")
+            for m in ("rel", "bias", "gain", "rms", "sign_flips")
         }
         for k in keys
     }
@@ -196,9 +199,12 @@ def run_trace(config: T.LpganConfig, steps: int, start: int = 0, every: int = 1)
 
 
 def _print(summary: dict, per_step: list) -> None:
-    print(f"{'tensor':28s} {'rel':>8s} {'bias':>9s} {'gain':>8s} {'rms':>9s}")
+    print(f"{'tensor':28s} {'rel':>8s} {'bias':>9s} {'gain':>8s} {'rms':>9s} {'flips':>9s}")
     for k, r in summary.items():
-        print(f"{k:28s} {r['rel']:8.4f} {r['bias']:+9.4f} {r['gain']:8.4f} {r['rms']:9.2e}")
+        print(
+            f"{k:28s} {r['rel']:8.4f} {r['bias']:+9.4f} {r['gain']:8.4f} {r['rms']:9.2e}"
+            f" {r['sign_flips']:9.2e}"
+        )
     for s in per_step:
         ls = s["losses"]
         print(
