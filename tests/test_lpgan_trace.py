@@ -60,3 +60,12 @@ def test_secure_step_is_unbiased_tensor_by_tensor():
         s = np.concatenate([np.ravel(secure[k]) for k in names])
         p = np.concatenate([np.ravel(plain[k]) for k in names])
         assert abs(np.dot(s, p) / np.dot(p, p) - 1) < 0.01, net
+
+
+def test_stochastic_round_is_on_the_grid_and_unbiased():
+    from egan_jax.lpgan.sensitivity import stochastic_round
+
+    value = np.full(20000, 0.3 / 2**10)
+    rounded = stochastic_round(value, 10, np.random.default_rng(0))
+    assert set(np.unique(rounded * 2**10)) == {0.0, 1.0}
+    assert abs(rounded.mean() * 2**10 - 0.3) < 0.02
