@@ -18,6 +18,7 @@ them to the report. The mechanics live in `egan_jax.attacks_i2i`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,9 @@ def attack_search(workdir, *, candidates=20, seed=0, cache_dir=None):
         return scorer.loss(results[variant.name])
 
     best, losses = key_search(pool, score)
-    _, space = key_space(config.model.steps, config.model.block, config.data.channels)
+    size, space = key_space(config.model.steps, config.model.block, config.data.channels)
+    if size is not None:  # the exact integer has 76 digits
+        space = f"{space.rsplit(' = ', 1)[0]} ≈ {float(size):.2e} (2^{math.log2(size):.1f})"
     note = f"median {np.median([abs(v) for v in losses]):.2f}; key space {space}"
     row = _row(f"key search: best of {candidates} keys", "attack_search", results[best.name], note)
     return _save(workdir, "search", [row])
@@ -215,10 +218,13 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
     return _save(workdir, "finetune", rows)
 
 
-def attack_estimate(workdir, *, cache_dir=None, steps=None, learning_rate=None):
+def attack_estimate(
+    workdir, *, cache_dir=None, steps=None, learning_rate=None, with_scratch: bool = True
+):
     """Key estimation: a per-block linear input map (kernel = stride = block) in front of the
     frozen stolen generator, trained on the thief's raw images with the family's task loss;
-    default budget half the source's steps, lr = the owner's input-map lr."""
+    default budget half the source's steps, lr = the owner's input-map lr. `with_scratch`: also
+    train (or reuse) the from-scratch attacker of `attack_finetune` for the comparison row."""
     from egan_jax.attacks import BlockAdapter
     from egan_jax.attacks_i2i import TASK_LOSSES, estimate_adapter, finetune_config, task_of
     from egan_jax.attacks_i2i import make_batches as thief_batches
@@ -242,7 +248,8 @@ def attack_estimate(workdir, *, cache_dir=None, steps=None, learning_rate=None):
     scores = scorer(lambda x: forward(np.asarray(nnx.jit(lambda a, x: a(x))(adapter, x))))
     note = f"{steps} steps, lr {learning_rate:g}, loss {history[0]:.4f} -> {history[-1]:.4f}"
     rows = [_row("key estimation: learned block map, no key", "attack_estimate", scores, note)]
-    rows.append(_scratch_row(config, workdir, scorer, budget))
+    if with_scratch:
+        rows.append(_scratch_row(config, workdir, scorer, budget))
     return _save(workdir, "estimate", rows)
 
 
