@@ -10,7 +10,9 @@ the final losses. If those runs (all "plaintext training with the same seed and 
 as float64 allows) already differ by more than 10%, the per-seed gap is the trajectory's chaos, not a
 protocol error.
 
-Run: ``python -m egan_jax.lpgan.sensitivity --steps 300 --seeds 0,1,2 --draws 4``.
+Run: ``python -m egan_jax.lpgan.sensitivity --steps 300 --seeds 0,1,2 --draws 4``; with
+``--secure-owner-seeds 101,102`` also the secure training of each seed with other share randomness
+(the benchmark uses owner seed = seed).
 """
 
 from __future__ import annotations
@@ -76,7 +78,24 @@ def generator_fd(config: T.LpganConfig, g_params: dict, images, network, num_sam
     return compute_fid(samples, images, network)
 
 
-def sensitivity(config: T.LpganConfig, seeds: list[int], draws: int) -> dict:
+def secure_run(config: T.LpganConfig, images, network, owner_seed: int) -> dict:
+    """Secure training (both servers in this process) with this share randomness; FD and losses."""
+    from egan_jax.lpgan.owner import train_local
+
+    g, records = train_local(config, owner_seed=owner_seed)
+    tail = records[-max(1, config.steps // 10) :]
+    return {
+        "seed": config.seed,
+        "variant": f"secure, owner seed {owner_seed}",
+        "fd": generator_fd(config, g, images, network),
+        "d_loss_last_10pct": float(np.mean([r["d_loss"] for r in tail])),
+        "g_loss_last_10pct": float(np.mean([r["g_loss"] for r in tail])),
+    }
+
+
+def sensitivity(
+    config: T.LpganConfig, seeds: list[int], draws: int, owner_seeds: tuple[int, ...] = ()
+) -> dict:
     from egan_jax.data import load_images
     from egan_jax.metrics import DigitsClassifier
 
@@ -100,6 +119,9 @@ def sensitivity(config: T.LpganConfig, seeds: list[int], draws: int) -> dict:
                 }
             )
             print(json.dumps(runs[-1]), flush=True)
+        for owner_seed in owner_seeds:
+            runs.append(secure_run(cfg, images, network, owner_seed))
+            print(json.dumps(runs[-1]), flush=True)
     return {"steps": config.steps, "runs": runs}
 
 
@@ -111,10 +133,14 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--draws", type=int, default=4)
+    parser.add_argument(
+        "--secure-owner-seeds", default="", help="also train securely with these share seeds"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     config = load_experiment(args.experiment, steps=args.steps)
-    result = sensitivity(config, [int(s) for s in args.seeds.split(",")], args.draws)
+    owner_seeds = tuple(int(s) for s in args.secure_owner_seeds.split(",") if s.strip())
+    result = sensitivity(config, [int(s) for s in args.seeds.split(",")], args.draws, owner_seeds)
     for seed in sorted({r["seed"] for r in result["runs"]}):
         fds = [r["fd"] for r in result["runs"] if r["seed"] == seed]
         print(
