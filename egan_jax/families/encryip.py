@@ -34,8 +34,9 @@ parity. ``loss.trigger_batch_norm=running`` (triggers kept out of batch norm's s
 ``loss.trigger_weight=0.1`` did not close it on the two folds measured (14 and 13 held-out errors
 vs 10 for the default), nor did dropping the triggers on one (4 errors, as the default). The
 model underfits: over the last 60 steps its class-sum loss is 0.12-0.13 (training accuracy 99.1%)
-vs the plain twin's 0.020 (100%). ``model.head_init=tied`` brings it to 0.078 (99.8%) but gained
-one held-out image on the one fold measured (seed 1 fold 0: 9 errors vs 10, plain 5).
+vs the plain twin's 0.020 (100%). ``model.head_init=tied`` brings it to 0.078-0.081 (99.7-99.8%);
+held out on seed 1 folds 0-1 (720 images) 13 errors vs the default's 16 and the plain twin's 10
+(-0.42 points vs -0.83): promising, two folds only, so not the default yet.
 
 With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
 with ``model.watermark_signature`` a second plain twin carries that signature in its batch-norm
