@@ -138,6 +138,19 @@ class UnauthorizedSpec:
                 raise ConfigError(f"unauthorized.{name} must be a non-negative int, got {value!r}")
 
 
+def training_spec(config) -> UnauthorizedSpec:
+    """Training's spec from a protected family's config (`config.loss.unauthorized` and the seed)."""
+    u = config.loss.unauthorized
+    return UnauthorizedSpec(
+        no_key=u.no_key,
+        random_keys=u.random_keys,
+        near_keys=u.near_keys,
+        near_materials=u.near_materials,
+        seed=config.seed,
+        label="train",
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Variant:
     """One transform: a display name, its kind (from `KINDS`) and a pure `apply(x) -> x'`."""

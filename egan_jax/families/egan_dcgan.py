@@ -62,6 +62,7 @@ from egan_jax.unauthorized import (
     make_variants,
     mix,
     mix_with_fresh_near,
+    training_spec,
 )
 
 __all__ = [
@@ -152,16 +153,7 @@ def variants(
     config: Config, key: SecretKey | None = None, spec: UnauthorizedSpec | None = None
 ) -> Variants:
     """The authorized and unauthorized transforms of this config (training's spec by default)."""
-    u = config.loss.unauthorized
-    if spec is None:
-        spec = UnauthorizedSpec(
-            no_key=u.no_key,
-            random_keys=u.random_keys,
-            near_keys=u.near_keys,
-            near_materials=u.near_materials,
-            seed=config.seed,
-            label="train",
-        )
+    spec = spec or training_spec(config)
     d = design(config)
     return make_variants(d.kind, d.transform(config.model), key or load_key(config), spec)
 

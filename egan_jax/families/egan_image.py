@@ -49,7 +49,7 @@ from egan_jax.families.egan_dcgan import (
     objective_config,
 )
 from egan_jax.transforms.compose import validate_config
-from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix
+from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix, training_spec
 
 __all__ = [
     "KeyConfig",
@@ -125,21 +125,8 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
 
 def variants(config: Config, key=None, spec: UnauthorizedSpec | None = None) -> Variants:
     """The authorized block transform and the unauthorized ones (training's spec by default)."""
-    spec = spec or images_spec(config)
+    spec = spec or training_spec(config)
     return make_variants("image", transform_config(config), key or load_key(config), spec)
-
-
-def images_spec(config: Config) -> UnauthorizedSpec:
-    """Training's unauthorized spec."""
-    u = config.loss.unauthorized
-    return UnauthorizedSpec(
-        no_key=u.no_key,
-        random_keys=u.random_keys,
-        near_keys=u.near_keys,
-        near_materials=u.near_materials,
-        seed=config.seed,
-        label="train",
-    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -173,7 +160,7 @@ def paired_variants(
     feature permutation/signs)."""
     key = key or load_key(config)
     images = variants(config, key, spec)
-    spec = spec or images_spec(config)
+    spec = spec or training_spec(config)
     features = make_variants("feature", feature_config(config), key, spec)
     by_name = {v.name: v for v in features.unauthorized}
     owner = features.authorized
