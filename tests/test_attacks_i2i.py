@@ -164,16 +164,7 @@ def test_dcgan_only_attack_or_other_family_is_a_clear_error(sr_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_cyclegan_attacks_end_to_end(tmp_path, monkeypatch):
-    from egan_jax import evaluate_i2i
-
-    class Statistics:  # a cheap stand-in for the digits network: per-channel moments and pixels
-        def __call__(self, images):
-            x = np.asarray(images)
-            pixels = x[:, ::8, ::8, 0].reshape(len(x), -1)
-            return np.concatenate([x.mean(axis=(1, 2)), x.std(axis=(1, 2)), pixels], axis=1)
-
-    monkeypatch.setattr(evaluate_i2i, "feature_network", lambda c, d=None: (Statistics(), "stat"))
+def test_cyclegan_attacks_end_to_end(tmp_path, cheap_cycle_features):
     workdir = train("egan_cyclegan", tmp_path / "egan_cyclegan")
     rows = runs.attack_estimate(workdir, steps=1) + runs.attack_search(workdir, candidates=2)
     assert all(np.isfinite(r["fd_a_to_b"]) for r in rows)

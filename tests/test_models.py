@@ -9,7 +9,7 @@ from flax import nnx
 
 from egan_jax.errors import ConfigError
 from egan_jax.models import Discriminator, Generator, SpectralNormConv, SpectralNormLinear
-from egan_jax.models.layers import (
+from egan_jax.models.resample import (
     Stride2Conv,
     Upsample2x,
     conv_transpose2x,

@@ -121,7 +121,7 @@ def plain_upsample(x, w):
 @dataclass(frozen=True)
 class Upsample:
     """Learned ×2 up-sampling without bias (batch norm follows): transposed conv, kernel 4, stride 2,
-    padding 1, kernel [4, 4, out, in] as in `egan_jax.models.layers.Upsample2x`."""
+    padding 1, kernel [4, 4, out, in] as in `egan_jax.models.resample.Upsample2x`."""
 
     channels_in: int
     channels_out: int

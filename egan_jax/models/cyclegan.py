@@ -3,7 +3,7 @@
 Follows the reference PyTorch code (junyanz/pytorch-CycleGAN-and-pix2pix, `ResnetGenerator` and
 `NLayerDiscriminator`) with instance norm without affine parameters (its default `--norm instance`).
 Two deliberate differences, both for speed on XLA:CPU:
-- The two ×2 up-samplers are `layers.Upsample2x` (kernel 4, the VJP of a strided conv with its own
+- The two ×2 up-samplers are `resample.Upsample2x` (kernel 4, the VJP of a strided conv with its own
   custom VJP) instead of `ConvTranspose2d(kernel 3, output_padding 1)`: REFERENCE.md §2 measured stock
   transposed-conv kernel gradients ~30× slower than other convs here. `upsample="resize_conv"`
   (nearest ×2 + 3×3 conv) is the other fast option.
@@ -27,12 +27,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.layers import (
-    NarrowOutputConv,
-    Stride2Conv,
-    Upsample2x,
-    check_channels_and_width,
-)
+from egan_jax.models.layers import NarrowOutputConv, check_channels_and_width
+from egan_jax.models.resample import Stride2Conv, Upsample2x
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 UPSAMPLE_KINDS = ("vjp", "resize_conv")

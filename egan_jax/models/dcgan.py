@@ -14,7 +14,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.layers import UPSAMPLERS, SpectralNormConv, SpectralNormLinear
+from egan_jax.models.layers import SpectralNormConv, SpectralNormLinear
+from egan_jax.models.resample import UPSAMPLERS
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 

@@ -1,6 +1,6 @@
 """Building blocks shared by the model families: a stride-1 conv with a fast kernel gradient for few
 outputs (`NarrowOutputConv`) and spectral-norm layers. The ×2 resampling convs (`Upsample2x`,
-`Stride2Conv`) live in `egan_jax.models.resample` and are re-exported here.
+`Stride2Conv`) live in `egan_jax.models.resample`.
 
 `SpectralNormConv` / `SpectralNormLinear` keep the raw weight as the trained `nnx.Param` and the
 power-iteration vector `u` as an `nnx.BatchStat`, updated in train mode only (Miyato et al., ICLR 2018).
@@ -19,17 +19,7 @@ from flax import nnx
 from jax import lax
 
 from egan_jax.errors import ConfigError
-from egan_jax.models.resample import (  # noqa: F401  (re-exported: the models import them here)
-    UPSAMPLERS,
-    ConvTransposeUpsample2x,
-    Padding,
-    Stride2Conv,
-    Upsample2x,
-    conv_transpose2x,
-    stride2_conv,
-    upsample2x,
-    upsample2x_reference,
-)
+from egan_jax.models.resample import Padding, stride2_conv
 
 _DIMENSION_NUMBERS = ("NHWC", "HWIO", "NHWC")
 

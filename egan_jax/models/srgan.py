@@ -29,8 +29,9 @@ from flax import nnx
 from egan_jax.errors import ConfigError
 
 # narrow_output_conv lives in layers (CycleGAN uses it too); re-exported for srgan's callers.
-from egan_jax.models.layers import NarrowOutputConv, Stride2Conv, check_channels_and_width
+from egan_jax.models.layers import NarrowOutputConv, check_channels_and_width
 from egan_jax.models.layers import narrow_output_conv as narrow_output_conv
+from egan_jax.models.resample import Stride2Conv
 
 FeatureTransform = Callable[[jax.Array], jax.Array]
 
