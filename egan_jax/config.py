@@ -37,10 +37,12 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Length and global batch size of a run (the batch is split over every device)."""
+    """Length and global batch size of a run (the batch is split over every device), and the
+    decay of an exponential moving average of the generator's weights (0 = off; `egan_jax.ema`)."""
 
     steps: int = 2000
     batch_size: int = 64
+    ema_decay: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
