@@ -74,3 +74,117 @@ def test_tfds_image_batches_and_the_dcgan_family_read_through_grain():
     assert -1.0 <= first.min() and first.max() <= 1.0
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(family_batch, first)  # the family uses the same pipeline
+
+
+def test_tfds_labeled_batches_and_the_classifier_family_read_through_grain():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from egan_jax.data import resize_and_convert, to_float
+    from egan_jax.families import classifier
+
+    with tfds.testing.mock_data(num_examples=10):
+        batches = data_grain.tfds_labeled_batches(
+            "mnist", split="train", image_size=16, channels=1, data_dir=None, batch_size=4, seed=2
+        )
+        batch = batches(3, 0, 1)
+        source = tfds.data_source("mnist", split="train")
+        stream = data_grain.record_stream(10, seed=2)
+        records = [source[stream[i]] for i in range(12, 16)]  # global batch 3
+        config = apply_overrides(
+            classifier.default_config(),
+            ["data.name=tfds:mnist", "data.image_size=16", "train.batch_size=4", "seed=2"],
+        )
+        family_batch = classifier.make_batches(config)(3, 0, 1)
+    assert batch["images"].shape == (4, 16, 16, 1) and batch["labels"].dtype == np.int32
+    np.testing.assert_array_equal(batch["labels"], [int(r["label"]) for r in records])
+    expected = resize_and_convert(np.stack([np.asarray(r["image"]) for r in records]), 16, 1)
+    np.testing.assert_array_equal(batch["images"], to_float(expected))
+    for name in ("images", "labels"):  # the family uses the same pipeline
+        np.testing.assert_array_equal(family_batch[name], batch[name])
+
+
+class _SRSource:
+    """Stands in for tfds.data_source of div2k: hr is lr nearest-upsampled ×4 (aligned crops show)."""
+
+    def __init__(self, count: int, scale: int = 4, mismatch: bool = False):
+        rng = np.random.default_rng(0)
+        self.items = []
+        for i in range(count):
+            lr = rng.integers(0, 256, size=(9 + i, 11, 3), dtype=np.uint8)
+            hr = np.repeat(np.repeat(lr, scale, axis=0), scale + int(mismatch), axis=1)
+            self.items.append({"hr": hr, "lr": lr})
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        return self.items[index]
+
+
+def test_tfds_sr_batches_crop_aligned_pairs_independent_of_the_process_count(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: _SRSource(5))
+
+    def make():
+        return data_grain.tfds_sr_batches(
+            "div2k/bicubic_x4", split="train", scale=4, hr_size=32, data_dir=None,
+            batch_size=4, seed=1,
+        )  # fmt: skip
+
+    batches = make()
+    whole = batches(2, 0, 1)
+    assert whole["lr"].shape == (4, 8, 8, 3) and whole["hr"].shape == (4, 32, 32, 3)
+    np.testing.assert_array_equal(whole["hr"][:, ::4, ::4], whole["lr"])  # aligned
+    # the same elements and crops over two processes: process p takes global elements p, p+2, ...
+    for p in range(2):
+        half = batches(2, p, 2)
+        for name in ("lr", "hr"):
+            np.testing.assert_array_equal(half[name], whole[name][p::2])
+    np.testing.assert_array_equal(make()(2, 0, 1)["hr"], whole["hr"])  # a resumed run: same
+    assert not np.array_equal(batches(3, 0, 1)["hr"], whole["hr"])
+    crops = {batches(s, 0, 1)["lr"][0, 0, 0].tobytes() for s in range(10)}
+    assert len(crops) > 3  # crop positions vary from element to element
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: _SRSource(2, mismatch=True))
+    with pytest.raises(DataError, match="scale"):
+        make()(0, 0, 1)
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: _SRSource(2))
+    with pytest.raises(DataError, match="smaller than the crop"):
+        data_grain.tfds_sr_batches(
+            "div2k/bicubic_x4", split="train", scale=4, hr_size=64, data_dir=None,
+            batch_size=2, seed=0,
+        )(0, 0, 1)  # fmt: skip
+    with pytest.raises(DataError, match="multiple of scale"):
+        data_grain.tfds_sr_batches(
+            "div2k/bicubic_x4", split="train", scale=4, hr_size=30, data_dir=None,
+            batch_size=2, seed=0,
+        )  # fmt: skip
+
+
+def test_tfds_unpaired_batches_two_independent_domain_streams():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from egan_jax.data_paired import load_unpaired
+
+    with tfds.testing.mock_data(num_examples=6):
+        batches = data_grain.tfds_unpaired_batches(
+            "cycle_gan/horse2zebra", split="test", image_size=16, channels=3, data_dir=None,
+            batch_size=2, seed=0,
+        )  # fmt: skip
+        batch = batches(1, 0, 1)
+        a, b = load_unpaired("tfds:cycle_gan/horse2zebra", split="test", image_size=16)
+        with pytest.raises(DataError, match="split"):
+            data_grain.tfds_unpaired_batches(
+                "cycle_gan/horse2zebra", split="validation", image_size=16, channels=3,
+                data_dir=None, batch_size=2, seed=0,
+            )  # fmt: skip
+    assert batch["a"].shape == (2, 16, 16, 3) and batch["b"].shape == (2, 16, 16, 3)
+    stream_a = data_grain.record_stream(6, seed=0)
+    stream_b = data_grain.record_stream(6, seed=2**31)
+    # the same preprocessing as the in-memory loader; B's stream is independent of A's
+    np.testing.assert_array_equal(batch["a"], to_float_u8(a[[stream_a[2], stream_a[3]]]))
+    np.testing.assert_array_equal(batch["b"], to_float_u8(b[[stream_b[2], stream_b[3]]]))
+    assert [stream_a[i] for i in range(6)] != [stream_b[i] for i in range(6)]
+
+
+def to_float_u8(images):
+    from egan_jax.data import to_float
+
+    return to_float(images)

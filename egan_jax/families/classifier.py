@@ -16,7 +16,6 @@ linear steps, the unlocked / locked-without-retraining models.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 
 import jax
@@ -36,52 +35,11 @@ from egan_jax.config import (
 )
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, Optimizers, adam, learning_rate_schedule
+from egan_jax.families.classifier_config import LossConfig, ModelConfig, TransformConfig
 from egan_jax.keys import SecretKey
 from egan_jax.transforms.compose import Pipeline
 
-
-@dataclasses.dataclass(frozen=True)
-class TransformConfig:
-    """The keyed input transform; ``steps=()`` trains an unprotected model (no key needed)."""
-
-    block: int = 4
-    steps: tuple[str, ...] = ("shuffle", "np", "ffx")
-    ffx_variant: str = "decimal"
-    key_file: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-    arch: str = "cnn"  # resnet18 | cnn | convmixer | vit
-    width: int = 32
-    depth: int = 0  # 0: the architecture's default
-    patch_size: int = 4  # convmixer / vit; = transform.block to lock without retraining
-    heads: int = 0  # vit; 0: chosen from the width
-    # cnn / resnet18: > 0 puts a learned per-position value embedding over this many levels first
-    # (models.classifier_embedding; 1000 for decimal FFX codes, 256 for 8-bit values); its positions
-    # repeat with model.transform.block. Used for the plain model too (same architecture).
-    input_codes: int = 0
-    input_raw: bool = False  # with input_codes: the network also sees the raw input; embedding at 0
-    baseline: bool = True  # also train an unprotected twin on plain images (same batches)
-    # lockable models only: start the protected model as the baseline locked with the key, so the
-    # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
-    matched_init: bool = False
-    transform: TransformConfig = TransformConfig()
-
-
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-    label_smoothing: float = 0.0
-    optimizer: str = "adam"  # adam (optim.b1/b2) | sgd (momentum below)
-    momentum: float = 0.9
-    weight_decay: float = 0.0  # L2 added to the gradient
-    # random translation of the plain images by up to this many pixels (edge padding) before the
-    # keyed transform, the same for the protected model and its twin; 0: none
-    augment_shift: int = 0
-    test_split: str = "test"
-    random_keys: int = 10
-    near_miss_keys: int = 3  # per transform step
-    eval_batch_size: int = 250
+__all__ = ["FAMILY", "LossConfig", "ModelConfig", "TransformConfig"]
 
 
 def default_config() -> Config:
@@ -273,6 +231,20 @@ def _load(config: Config, split: str):
 
 
 def make_batches(config: Config):
+    """Bundled data: `labeled_batch_at` over the in-memory split; a tfds split: grain, reading only
+    each step's records (`data_grain.tfds_labeled_batches`, also pure in step)."""
+    if config.data.name.startswith("tfds:"):
+        from egan_jax.data_grain import tfds_labeled_batches
+
+        return tfds_labeled_batches(
+            config.data.name.removeprefix("tfds:"),
+            split=config.data.split,
+            image_size=config.data.image_size,
+            channels=config.data.channels,
+            data_dir=config.data.data_dir,
+            batch_size=config.train.batch_size,
+            seed=config.seed,
+        )
     from egan_jax.data_labeled import labeled_batch_at
 
     images, labels = _load(config, config.data.split)
