@@ -8,7 +8,9 @@ exactly the matching window of the whole photo's LR, as in the SR benchmarks.
 - "photos" (bundled, offline): the real RGB photos that scikit-image 0.26 and scikit-learn ship.
   train: astronaut (512×512), coffee (400×600), rocket (427×640), immunohistochemistry (512×512),
   hubble_deep_field (872×1000), stereo_motorcycle left view (500×741), sklearn flower.jpg (427×640);
-  test (held out, whole photos): chelsea (300×451) and sklearn china.jpg (427×640). LR = PIL BICUBIC
+  test (held out, whole photos): chelsea (300×451) and sklearn china.jpg (427×640).
+  train_extended: train + `SR_EXTRA_PHOTOS` (the right stereo view, retina, and the grey camera,
+  coins, moon, brick, grass, gravel, page, text and cell photos replicated to RGB). LR = PIL BICUBIC
   resize by 1/scale (PIL's bicubic, a = −0.5, antialiased — close to, not bit-equal with,
   MATLAB's imresize).
 - "tfds:div2k/bicubic_x4" (or any tfds dataset with `hr`/`lr` image features): read lazily through
@@ -48,6 +50,21 @@ SR_TRAIN_PHOTOS = (
     "sklearn:flower.jpg",
 )
 SR_TEST_PHOTOS = ("chelsea", "sklearn:china.jpg")
+# More real photos that scikit-image ships on disk (no download); the grey ones are replicated to
+# RGB. Split "train_extended" = SR_TRAIN_PHOTOS + these (more content for a small SR model).
+SR_EXTRA_PHOTOS = (
+    "stereo_motorcycle:right",
+    "retina",
+    "camera",
+    "coins",
+    "moon",
+    "brick",
+    "grass",
+    "gravel",
+    "page",
+    "text",
+    "cell",
+)
 TEXTURE_SCALE = 2  # grass/gravel are halved before cropping
 TEXTURE_TRAIN_COLUMNS = 192  # of the 256 columns after halving
 
@@ -77,8 +94,11 @@ def _bundled_photo(name: str) -> np.ndarray:
         return load_sample_image(name.removeprefix("sklearn:"))
     import skimage.data
 
+    name, _, view = name.partition(":")
     image = getattr(skimage.data, name)()
-    return image[0] if name == "stereo_motorcycle" else image  # (left, right, disparity)
+    if name == "stereo_motorcycle":  # (left, right, disparity)
+        image = image[1] if view == "right" else image[0]
+    return np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
 
 
 def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
@@ -87,7 +107,11 @@ def _crop_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
 
 
 def _photos(*, split: str, scale: int, data_dir: str | None, limit: int | None) -> SRPhotos:
-    splits = {"train": SR_TRAIN_PHOTOS, "test": SR_TEST_PHOTOS}
+    splits = {
+        "train": SR_TRAIN_PHOTOS,
+        "train_extended": SR_TRAIN_PHOTOS + SR_EXTRA_PHOTOS,
+        "test": SR_TEST_PHOTOS,
+    }
     if split not in splits:
         raise DataError(f"'photos' has no split {split!r}; use one of {sorted(splits)}.")
     names = splits[split][:limit]
