@@ -148,7 +148,8 @@ class Pair:
 
 
 def feature_config(config: Config) -> dict:
-    return {"channels": config.model.width, "tag": "srgan/head", "flip_signs": True}
+    tag = "cyclegan/head" if config.family.endswith("cyclegan") else "srgan/head"
+    return {"channels": config.model.width, "tag": tag, "flip_signs": True}
 
 
 def paired_variants(
