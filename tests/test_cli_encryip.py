@@ -233,3 +233,92 @@ def test_train_publish_decrypt_trace(tmp_path, capsys):
         run,
     )
     assert code != 0 and "classifier" in err and "model.transform.steps" in err
+
+
+# the parity check's tiny run (tests/test_encryip_parity.py): 8x8 digits, 6 steps per fold
+PARITY_TINY = (
+    "data.image_size=8",
+    "model.width=8",
+    "model.per_class=2",
+    "model.num_fakes=8",
+    "model.codebook_label=tiny",
+    "loss.triggers_per_step=4",
+    "train.batch_size=16",
+    "train.steps=6",
+    "optim.learning_rate=0.01",
+)
+
+
+@pytest.fixture(scope="module")
+def parity_registry(tmp_path_factory):
+    path = tmp_path_factory.mktemp("parity_cli") / "owner.json"
+    registry = Registry.create(path, group=TEST_GROUP_64, rng=random.Random(5))
+    for i in range(2):
+        registry.issue_user(f"user{i}", rng=random.Random(200 + i))
+    return path
+
+
+@pytest.mark.slow
+def test_parity_subcommand(tmp_path, capsys, parity_registry):
+    sets = [word for override in PARITY_TINY for word in ("--set", override)]
+    out = tmp_path / "parity"
+    code, printed, err = egan(
+        capsys,
+        "encryip",
+        "parity",
+        "experiments/encryip_digits.py",
+        "--registry",
+        parity_registry,
+        "--folds",
+        "2",
+        "--seeds",
+        "0",
+        "--resamples",
+        "100",
+        "--out",
+        out,
+        *sets,
+    )
+    assert code == 0, err
+    report = json.loads((out / "parity.json").read_text())
+    summary = report["summary"]
+    assert summary["folds"] == 2 and summary["seeds"] == [0] and summary["images"] == 1797
+    assert summary["users"] == ["user0", "user1"]
+    assert report["command"].startswith("egan encryip parity experiments/encryip_digits.py")
+    assert "--set train.steps=6" in report["command"]
+    assert (out / "parity.md").read_text().strip() in printed and "gap" in printed
+    assert sorted(p.name for p in (out / "folds").iterdir()) == [
+        "seed0_fold0.npz",
+        "seed0_fold1.npz",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--folds", "1"), "at least 2 folds"),
+        (("--folds", "2", "--seeds", "0", "0"), "distinct"),
+        (("--folds", "2", "--resamples", "0"), "--resamples"),
+        (("--folds", "2", "--combine", "no/such/dir"), "does not exist"),
+    ],
+)
+def test_parity_subcommand_refuses_bad_arguments(tmp_path, capsys, parity_registry, extra, message):
+    code, _, err = egan(
+        capsys,
+        "encryip",
+        "parity",
+        "experiments/encryip_digits.py",
+        "--registry",
+        parity_registry,
+        "--out",
+        tmp_path,
+        *extra,
+    )
+    assert code == 2 and "egan encryip: error" in err and message in err
+
+
+def test_parity_subcommand_needs_a_registry(tmp_path, capsys):
+    code, _, err = egan(
+        capsys, "encryip", "parity", "experiments/encryip_digits.py", "--out", tmp_path
+    )
+    assert code == 2 and "--registry" in err and "egan encryip keygen" in err

@@ -19,6 +19,8 @@ owner:
   egan encryip triggers --workdir runs/ei --registry keys/owner.json --out triggers.npy
   egan encryip trace --workdir runs/ei --registry keys/owner.json --key found.json
   egan encryip trace --workdir runs/ei --registry keys/owner.json --answers answers.json
+  egan encryip parity experiments/encryip_digits.py --registry keys/owner.json --folds 5 \\
+      --seeds 0 1 2 --out runs/parity
 user:
   egan encryip decrypt --workdir runs/ei --key keys/alice.json --split test
   egan encryip decrypt --workdir runs/ei --key keys/alice.json --images batch.npy
@@ -117,6 +119,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     compare.add_argument("--out", default=None, type=Path, help="default WORKDIR/report/encryip")
     compare.add_argument("--seed", type=int, default=0)
     compare.add_argument("--finetune-steps", type=int, default=100)
+
+    from egan_jax.encryip.parity_cli import add_arguments
+
+    parity = add(
+        "parity",
+        "accuracy of every user key vs the plain twin, by k-fold cross-validation",
+        _parity,
+    )
+    add_arguments(parity)
 
 
 def _keygen(args) -> int:
@@ -256,6 +267,15 @@ def _compare(args) -> int:
     )
     print(markdown(report))
     print(json.dumps(report["paths"]))
+    return 0
+
+
+def _parity(args) -> int:
+    from egan_jax.encryip import parity_stats
+    from egan_jax.encryip.parity_cli import command_line, run_args
+
+    report = run_args(args, command_line(args, "egan encryip parity"))
+    print(parity_stats.markdown(report))
     return 0
 
 

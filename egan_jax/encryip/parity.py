@@ -14,8 +14,10 @@ The folds are stratified by class and fixed by ``--split-seed`` (the same folds 
 seed, so the seeds vary only the training). The watermarked twin is not trained (it draws its
 parameters after the two compared models and trains on its own, so leaving it out changes neither).
 
-    python -m egan_jax.encryip.parity experiments/encryip_digits.py --registry keys/owner.json \\
+    egan encryip parity experiments/encryip_digits.py --registry keys/owner.json \\
         --folds 10 --seeds 0 1 2 --out runs/parity
+
+(or ``python -m egan_jax.encryip.parity``, the same arguments: :mod:`egan_jax.encryip.parity_cli`).
 
 Writes ``parity.json`` and ``parity.md`` under ``--out`` (rewritten after every fold) and each
 fold's held-out predictions under ``--out/folds/`` (a rerun with the same settings reuses them).
@@ -23,7 +25,6 @@ fold's held-out predictions under ``--out/folds/`` (a rerun with the same settin
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -41,7 +42,7 @@ from egan_jax.config import Config, apply_overrides, config_to_dict
 from egan_jax.encryip import codebook as cb
 from egan_jax.encryip import parity_stats as stats
 from egan_jax.encryip import pipeline as pl
-from egan_jax.errors import ConfigError, EganError
+from egan_jax.errors import ConfigError
 
 
 def stratified_folds(labels: np.ndarray, folds: int, seed: int) -> np.ndarray:
@@ -328,68 +329,11 @@ def combine_runs(
     return report
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m egan_jax.encryip.parity",
-        description="EncryIP vs its plain twin by stratified k-fold cross-validation: every image "
-        "held out once, decoded with every issued user key; paired 95%% intervals.",
-    )
-    parser.add_argument("config", help="an encryip experiment (experiments/encryip_digits.py)")
-    parser.add_argument("--registry", help="the owner's registry (default: model.registry)")
-    parser.add_argument("--folds", type=int, default=10, help="number of folds, >= 2 (default 10)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds")
-    parser.add_argument("--split-seed", type=int, default=0, help="seed of the fold split")
-    parser.add_argument("--pool-split", default="all", help="the images to fold (default all)")
-    parser.add_argument("--resamples", type=int, default=4000, help="bootstrap resamples")
-    parser.add_argument("--out", required=True, help="folder for parity.json / parity.md")
-    parser.add_argument(
-        "--combine",
-        nargs="+",
-        metavar="DIR",
-        help="combine finished runs' folds instead of training",
-    )
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    from egan_jax.config import load_config
+    """``python -m egan_jax.encryip.parity``: the same as ``egan encryip parity``."""
+    from egan_jax.encryip.parity_cli import main as cli_main
 
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
-    try:
-        if args.folds < 2:
-            raise ConfigError(f"--folds {args.folds}: need at least 2 folds (e.g. --folds 10)")
-        config = load_config(args.config, args.overrides)
-        registry = args.registry or getattr(config.model, "registry", None)
-        if not registry:
-            raise ConfigError(
-                "no registry: pass --registry PATH or --set model.registry=PATH (make one with "
-                "`egan encryip keygen` and issue users with `egan encryip issue-user`)"
-            )
-        common = {
-            "out": args.out,
-            "resamples": args.resamples,
-            "config_path": args.config,
-            "command": "python -m egan_jax.encryip.parity " + " ".join(argv),
-        }
-        if args.combine:
-            report = combine_runs(config, registry, args.combine, **common)
-        else:
-            report = run_parity(
-                config,
-                registry,
-                folds=args.folds,
-                seeds=args.seeds,
-                split_seed=args.split_seed,
-                pool_split=args.pool_split,
-                **common,
-            )
-    except EganError as error:
-        print(f"parity: error: {error}", file=sys.stderr)
-        return 2
-    print(stats.markdown(report))
-    return 0
+    return cli_main(argv)
 
 
 if __name__ == "__main__":
