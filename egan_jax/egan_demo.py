@@ -38,8 +38,11 @@ DEFAULT_SEEDS = (0, 1, 2)
 QUICK = ("model.width=8", "model.latent_dim=16", "data.image_size=8", "train.batch_size=16")
 
 
-def demo_config(key_file: Path, *, steps: int, quick: bool, seed: int = 0) -> Config:
-    """The protected experiment config with the demo's key, length and (quick) sizes."""
+def demo_config(
+    key_file: Path, *, steps: int, quick: bool, seed: int = 0, overrides: tuple[str, ...] = ()
+) -> Config:
+    """The protected experiment config with the demo's key, length and (quick) sizes, then
+    `overrides` (`"section.field=value"`)."""
     spec = importlib.util.spec_from_file_location("_egan_demo_experiment", EXPERIMENT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -52,6 +55,7 @@ def demo_config(key_file: Path, *, steps: int, quick: bool, seed: int = 0) -> Co
         "log.sample_every=0",
         f"checkpoint.every={max(steps // 2, 1)}",
         *(QUICK if quick else ()),
+        *overrides,
     ]
     return apply_overrides(module.get_config(), overrides)
 

@@ -203,11 +203,13 @@ def evaluate_workdir(
     random_keys: int = 10,
     near_materials: int = 6,
     cache_dir: str | None = None,
+    use_ema: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a protected workdir (and its baseline); write the report; return it as a dict.
 
     `key` defaults to the config's key file (or the demo key); a checkpoint trained with another
-    key raises `KeyMismatchError`.
+    key raises `KeyMismatchError`. Runs with a generator EMA (`train.ema_decay > 0`) are evaluated
+    with their EMA generators (the baseline's too) unless `use_ema=False`.
     """
     from egan_jax.families.egan_dcgan import load_key
     from egan_jax.train import load_trained, sample_images
@@ -221,7 +223,7 @@ def evaluate_workdir(
             f"{workdir} holds a {config.family!r} run; egan evaluate needs an egan_dcgan workdir"
         )
     key = key or load_key(config)
-    config, models, step = load_trained(workdir, key_fingerprint=key.fingerprint)
+    config, models, step = load_trained(workdir, key_fingerprint=key.fingerprint, use_ema=use_ema)
     n = num_samples or config.eval.num_samples
     scorer = FrechetScorer(config, cache_dir=cache_dir)
     rows, previews = protection_rows(
@@ -236,7 +238,7 @@ def evaluate_workdir(
     )
     baseline_fd = None
     if baseline is not None:
-        images = sample_images(baseline, n=n, seed=seed)
+        images = sample_images(baseline, n=n, seed=seed, use_ema=use_ema)
         baseline_fd = scorer(images)
         rows.insert(0, {"name": "unprotected baseline", "kind": "baseline", "fd": baseline_fd})
         previews = {"unprotected baseline": images[:8], **previews}
@@ -253,6 +255,8 @@ def evaluate_workdir(
         "design": config.model.design,
         "key_fingerprint": key.fingerprint,
         "step": step,
+        "generator": "EMA" if use_ema and config.train.ema_decay > 0 else "trained",
+        "ema_decay": config.train.ema_decay,
         "num_samples": n,
         "seed": seed,
         "baseline": str(baseline) if baseline else None,

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from egan_jax import sharding
+from egan_jax import ema, sharding
 from egan_jax.checkpoint import Checkpointer, check_meta
 from egan_jax.config import Config, config_differences, config_to_dict, read_config, save_config
 from egan_jax.errors import CheckpointError, ConfigError, KeyMismatchError
@@ -34,7 +34,8 @@ from egan_jax.logging_utils import MetricsLogger, ProgressBar, read_metrics, sav
 @dataclasses.dataclass
 class RunResult:
     """What `train_and_evaluate` hands back: the final step, the last step's metrics, the last
-    evaluation (empty if none ran) and the trained models."""
+    evaluation (empty if none ran) and the trained models (not the EMA generator: `load_trained`
+    returns that)."""
 
     step: int
     metrics: dict[str, float]
@@ -49,9 +50,13 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
 
 
 def build(family: Family, config: Config, init_key: jax.Array) -> dict[str, Any]:
-    """`{"models": ..., "optimizers": ...}`, freshly initialised from `init_key`."""
+    """`{"models": ..., "optimizers": ...}` (and `"ema"` with `train.ema_decay > 0`, see
+    `egan_jax.ema`), freshly initialised from `init_key`."""
     models = family.build_models(config, nnx.Rngs(init_key))
-    return {"models": models, "optimizers": family.build_optimizers(config, models)}
+    run = {"models": models, "optimizers": family.build_optimizers(config, models)}
+    if ema.enabled(config):
+        run["ema"] = ema.build(config, models)
+    return run
 
 
 def abstract_run(family: Family, config: Config) -> tuple[nnx.GraphDef, Any]:
@@ -94,6 +99,7 @@ def validate(config: Config) -> None:
             section, field = path.split(".")
             value = getattr(getattr(config, section), field)
             raise ConfigError(f"config field {path!r} is out of range: {value!r}")
+    ema.check(config)
 
 
 def _due(step: int, every: int) -> bool:
@@ -201,10 +207,13 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
         metrics = family_step(
             tree["models"], tree["optimizers"], batch, jax.random.fold_in(key, step)
         )
+        if "ema" in tree:
+            ema.update_all(tree["ema"], tree["models"], config.train.ema_decay, step)
         return nnx.state(tree), metrics
 
     def sample(state: Any, key: jax.Array) -> jax.Array:
-        return family_sample(nnx.merge(graphdef, state)["models"], key, config.log.num_samples)
+        models = ema.inference_models(nnx.merge(graphdef, state))
+        return family_sample(models, key, config.log.num_samples)
 
     jit_step = jax.jit(train_step, out_shardings=replicated)
     jit_sample = jax.jit(sample, out_shardings=replicated)
@@ -215,7 +224,7 @@ def train_and_evaluate(config: Config, workdir: str | Path) -> RunResult:
     def run_evaluation(state: Any, step: int) -> dict[str, float]:
         if evaluate is None or not config.eval.enabled:
             return {}
-        models = nnx.merge(graphdef, state)["models"]
+        models = ema.inference_models(nnx.merge(graphdef, state))
         results = {k: float(v) for k, v in evaluate(models, keys["evaluate"]).items()}
         if is_main:
             (workdir / "eval.json").write_text(json.dumps({"step": step, **results}, indent=2))
@@ -277,10 +286,12 @@ def load_trained(
     *,
     step: int | None = None,
     key_fingerprint: str | None = None,
+    use_ema: bool = True,
 ) -> tuple[Config, Models, int]:
     """The config, the trained models (on one device) and the step of a run's checkpoint (the
     latest unless `step` is given). With `key_fingerprint`, a checkpoint of another key raises
-    `KeyMismatchError`."""
+    `KeyMismatchError`. A run with a generator EMA (`egan_jax.ema`) returns the EMA generator as
+    `"generator"` unless `use_ema=False`."""
     workdir = Path(workdir)
     config = read_config(workdir / "config.json")
     family = get_family(config.family)
@@ -303,14 +314,18 @@ def load_trained(
         graphdef, abstract_state = abstract_run(family, config)
         device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
         state = checkpointer.restore(step, abstract_state, device)
-    return config, nnx.merge(graphdef, state)["models"], step
+    tree = nnx.merge(graphdef, state)
+    return config, ema.inference_models(tree) if use_ema else tree["models"], step
 
 
-def sample_images(workdir: str | Path, *, n: int, seed: int = 0, step: int | None = None):
-    """`n` images (NHWC, [-1, 1], numpy) from a run's checkpoint, drawn with `seed`."""
+def sample_images(
+    workdir: str | Path, *, n: int, seed: int = 0, step: int | None = None, use_ema: bool = True
+):
+    """`n` images (NHWC, [-1, 1], numpy) from a run's checkpoint, drawn with `seed` (from the EMA
+    generator when the run has one, unless `use_ema=False`)."""
     if n < 1:
         raise ConfigError(f"the number of samples must be at least 1, got {n}")
-    config, models, _ = load_trained(workdir, step=step)
+    config, models, _ = load_trained(workdir, step=step, use_ema=use_ema)
     sample = get_family(config.family).make_sample(config)
     graphdef, state = nnx.split(models)
 
