@@ -132,3 +132,23 @@ def test_narrow_output_conv_matches_lax_conv_and_its_gradients(padding):
     )
     for a, b in zip(mine, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_norm_none_is_batch_norm_free_and_scales_the_residual_branches(lr_batch):
+    edsr = srgan.Generator(width=8, num_blocks=2, norm="none", residual_scale=0.1, rngs=nnx.Rngs(0))
+    assert edsr.trunk_bn is None and all(b.bn1 is None and b.bn2 is None for b in edsr.blocks)
+    assert not any(isinstance(m, nnx.BatchNorm) for _, m in nnx.iter_graph(edsr))
+    sr, features = edsr(lr_batch, return_features=True)
+    assert sr.shape == (2, 48, 40, 3) and features["trunk"].shape == (2, 12, 10, 8)
+    edsr.eval()  # no running statistics, so train and eval mode give the same function
+    np.testing.assert_allclose(edsr(lr_batch), sr, atol=1e-6)
+    block, h = edsr.blocks[0], features["head"]
+    branch = block.conv2(block.act(block.conv1(h)))
+    np.testing.assert_allclose(block(h), h + 0.1 * branch, rtol=1e-5, atol=1e-6)
+
+
+def test_bad_norm_or_residual_scale_raise():
+    with pytest.raises(ConfigError, match="norm"):
+        srgan.Generator(norm="layer", width=4, num_blocks=0, rngs=nnx.Rngs(0))
+    with pytest.raises(ConfigError, match="residual_scale"):
+        srgan.Generator(residual_scale=0.0, width=4, num_blocks=0, rngs=nnx.Rngs(0))

@@ -1,8 +1,8 @@
 """The EGAN-protected SRGAN: ×4 super-resolution of key-transformed LR images (issue 6).
 
-The models, data, phases and task losses are the SRGAN family's (`families.srgan`): pixel-MSE
-pre-training for `loss.pretrain_steps`, then one discriminator update and content + 1e-3 ×
-adversarial for the generator. What changes (`families.egan_image`):
+The models, data, phases and task losses are the SRGAN family's (`families.srgan`): pixel-loss
+(`loss.pixel_loss`, MSE or L1) pre-training for `loss.pretrain_steps`, then one discriminator
+update and content + 1e-3 × adversarial for the generator. What changes (`families.egan_image`):
 
 * the generator is `KeyedGenerator(SRResNet)`: a learned per-block input map in front of SRResNet;
 * it is trained on a_k(lr), the block transform of the LR image under the owner's key;
@@ -100,11 +100,12 @@ def make_train_step(config: Config):
     weight, feature_scale = config.loss.adversarial_weight, config.loss.feature_scale
     authorized = protect.authorize(config)
     objective = protection.compose(protect.objective_config(config))
+    pixel = plain.pixel_loss(config)
 
     def content(network, sr, hr):
         if network is not None:
             return content_loss(network, sr, hr, feature_scale=feature_scale)
-        return losses.l2(sr, hr)
+        return pixel(sr, hr)
 
     def protected_loss(generator, lr, hr, key, task_of):
         sr, features = generator(authorized(lr), return_features=True)
@@ -115,7 +116,7 @@ def make_train_step(config: Config):
 
     def pretrain(models, optimizers, lr, hr, key):
         grad_fn = nnx.value_and_grad(
-            lambda g: protected_loss(g, lr, hr, key, lambda sr: (losses.l2(sr, hr), {})),
+            lambda g: protected_loss(g, lr, hr, key, lambda sr: (pixel(sr, hr), {})),
             has_aux=True,
         )
         (_, (parts, _, mse)), grads = grad_fn(models["generator"])

@@ -48,11 +48,14 @@ class ModelConfig:
     output: str = "tanh"  # or "identity"
     skip: str = "none"  # "bicubic": learn the residual over bicubic up-sampling (ours, see models)
     discriminator_width: int = 64
+    norm: str = "batch"  # SRResNet's batch norm; "none": EDSR's BN-free generator
+    residual_scale: float = 1.0  # each residual block's branch × this (EDSR: 0.1)
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    pretrain_steps: int = 1000  # pixel-MSE steps before the GAN phase
+    pretrain_steps: int = 1000  # pixel-loss steps before the GAN phase
+    pixel_loss: str = "l2"  # pre-training and pixel-content loss: "l2" (MSE, Ledig et al.) or "l1"
     adversarial_weight: float = 1e-3
     vgg_weights: str | None = None  # a converted VGG19 .npz; None: pixel content loss
     vgg_layer: str = "relu5_4"
@@ -82,6 +85,18 @@ def _check(config: Config) -> None:
         )
     if config.loss.pretrain_steps < 0:
         raise ConfigError(f"loss.pretrain_steps must be >= 0, got {config.loss.pretrain_steps}")
+    if config.loss.pixel_loss not in PIXEL_LOSSES:
+        raise ConfigError(
+            f"loss.pixel_loss={config.loss.pixel_loss!r} is unknown; use one of {PIXEL_LOSSES}"
+        )
+
+
+PIXEL_LOSSES = ("l2", "l1")
+
+
+def pixel_loss(config: Config):
+    """The per-example pixel loss `loss.pixel_loss` names (`losses.l2` or `losses.l1`)."""
+    return {"l2": losses.l2, "l1": losses.l1}[config.loss.pixel_loss]
 
 
 def build_models(config: Config, rngs: nnx.Rngs) -> Models:
@@ -96,6 +111,8 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
             num_blocks=model.num_blocks,
             output=model.output,
             skip=model.skip,
+            norm=model.norm,
+            residual_scale=model.residual_scale,
             rngs=rngs,
         ),
         "discriminator": Discriminator(width=model.discriminator_width, rngs=rngs),
@@ -152,20 +169,22 @@ def make_train_step(config: Config):
         )
     weight = config.loss.adversarial_weight
     feature_scale = config.loss.feature_scale
+    pixel = pixel_loss(config)
 
     def content(network: nnx.Module | None, sr: jax.Array, hr: jax.Array) -> jax.Array:
         if network is not None:
             return jnp.mean(content_loss(network, sr, hr, feature_scale=feature_scale))
-        return jnp.mean(losses.l2(sr, hr))
+        return jnp.mean(pixel(sr, hr))
 
     def pretrain(models: Models, optimizers: Optimizers, lr: jax.Array, hr: jax.Array):
         def g_loss(generator):
-            return jnp.mean(losses.l2(generator(lr), hr))
+            sr = generator(lr)
+            return jnp.mean(pixel(sr, hr)), jnp.mean(losses.l2(sr, hr))
 
-        loss, grads = nnx.value_and_grad(g_loss)(models["generator"])
+        (loss, mse), grads = nnx.value_and_grad(g_loss, has_aux=True)(models["generator"])
         optimizers["generator"].update(models["generator"], grads)
         zero = jnp.zeros((), jnp.float32)
-        return {"pixel_mse": loss, "content": loss, "g_adv": zero, "d_loss": zero}
+        return {"pixel_mse": mse, "content": loss, "g_adv": zero, "d_loss": zero}
 
     def adversarial(models: Models, optimizers: Optimizers, lr: jax.Array, hr: jax.Array):
         generator, discriminator = models["generator"], models["discriminator"]

@@ -39,6 +39,7 @@ FeatureTransform = Callable[[jax.Array], jax.Array]
 _BN = dict(momentum=0.9, epsilon=1e-5)
 OUTPUTS = ("tanh", "identity")
 SKIPS = ("none", "bicubic")
+NORMS = ("batch", "none")
 
 
 def _identity(x: jax.Array) -> jax.Array:
@@ -83,18 +84,35 @@ def _conv(cin: int, cout: int, kernel: int, rngs: nnx.Rngs, *, stride: int = 1, 
     )
 
 
-class ResidualBlock(nnx.Module):
-    """x + BN(conv(PReLU(BN(conv(x))))), 3×3 convs of `width` channels."""
+def _norm(width: int, norm: str, rngs: nnx.Rngs) -> nnx.Module | None:
+    return nnx.BatchNorm(width, rngs=rngs, **_BN) if norm == "batch" else None
 
-    def __init__(self, width: int, *, rngs: nnx.Rngs):
-        self.conv1 = _conv(width, width, 3, rngs, bias=False)
-        self.bn1 = nnx.BatchNorm(width, rngs=rngs, **_BN)
+
+def _apply(norm: nnx.Module | None, x: jax.Array) -> jax.Array:
+    return x if norm is None else norm(x)
+
+
+class ResidualBlock(nnx.Module):
+    """x + scale · BN(conv(PReLU(BN(conv(x))))), 3×3 convs of `width` channels.
+
+    `norm="none"` drops both batch norms (the convs then get biases), as EDSR (Lim et al. 2017);
+    `residual_scale` < 1 (EDSR: 0.1) damps each block's branch, which keeps a BN-free trunk stable.
+    """
+
+    def __init__(
+        self, width: int, *, norm: str = "batch", residual_scale: float = 1.0, rngs: nnx.Rngs
+    ):
+        bias = norm == "none"
+        self.residual_scale = residual_scale
+        self.conv1 = _conv(width, width, 3, rngs, bias=bias)
+        self.bn1 = _norm(width, norm, rngs)
         self.act = PReLU(width)
-        self.conv2 = _conv(width, width, 3, rngs, bias=False)
-        self.bn2 = nnx.BatchNorm(width, rngs=rngs, **_BN)
+        self.conv2 = _conv(width, width, 3, rngs, bias=bias)
+        self.bn2 = _norm(width, norm, rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return x + self.bn2(self.conv2(self.act(self.bn1(self.conv1(x)))))
+        branch = _apply(self.bn2, self.conv2(self.act(_apply(self.bn1, self.conv1(x)))))
+        return x + branch if self.residual_scale == 1.0 else x + self.residual_scale * branch
 
 
 class SubPixelUpsample(nnx.Module):
@@ -120,6 +138,9 @@ class Generator(nnx.Module):
     the residual: the tail conv starts at zero, so an untrained generator already equals bicubic
     and training starts from its quality instead of from noise. The sum is clipped to [-1, 1]
     and `output` applies to the residual ("tanh" bounds it, "identity" leaves it linear).
+
+    `norm="none"` (EDSR, Lim et al. 2017: batch norm hurts SR) removes every batch norm of the
+    generator; `residual_scale` multiplies each residual block's branch (EDSR: 0.1).
     """
 
     def __init__(
@@ -131,6 +152,8 @@ class Generator(nnx.Module):
         num_blocks: int = 16,
         output: str = "tanh",
         skip: str = "none",
+        norm: str = "batch",
+        residual_scale: float = 1.0,
         feature_transform: FeatureTransform | None = None,
         rngs: nnx.Rngs,
     ):
@@ -145,6 +168,10 @@ class Generator(nnx.Module):
             raise ConfigError(f"output={output!r} is unknown; use one of {OUTPUTS}.")
         if skip not in SKIPS:
             raise ConfigError(f"skip={skip!r} is unknown; use one of {SKIPS}.")
+        if norm not in NORMS:
+            raise ConfigError(f"norm={norm!r} is unknown; use one of {NORMS}.")
+        if not 0.0 < residual_scale <= 1.0:
+            raise ConfigError(f"residual_scale={residual_scale} must be in (0, 1]; EDSR uses 0.1.")
         self.scale = scale
         self.skip = skip
         self.channels = channels
@@ -152,9 +179,14 @@ class Generator(nnx.Module):
         self.feature_transform = feature_transform or _identity
         self.head = _conv(channels, width, 9, rngs)
         self.head_act = PReLU(width)
-        self.blocks = nnx.List([ResidualBlock(width, rngs=rngs) for _ in range(num_blocks)])
-        self.trunk_conv = _conv(width, width, 3, rngs, bias=False)
-        self.trunk_bn = nnx.BatchNorm(width, rngs=rngs, **_BN)
+        self.blocks = nnx.List(
+            [
+                ResidualBlock(width, norm=norm, residual_scale=residual_scale, rngs=rngs)
+                for _ in range(num_blocks)
+            ]
+        )
+        self.trunk_conv = _conv(width, width, 3, rngs, bias=norm == "none")
+        self.trunk_bn = _norm(width, norm, rngs)
         self.upsamplers = nnx.List(
             [SubPixelUpsample(width, rngs=rngs) for _ in range(int(math.log2(scale)))]
         )
@@ -172,7 +204,7 @@ class Generator(nnx.Module):
         h = head
         for block in self.blocks:
             h = block(h)
-        h = head + self.trunk_bn(self.trunk_conv(h))
+        h = head + _apply(self.trunk_bn, self.trunk_conv(h))
         features["trunk"] = h
         for i, up in enumerate(self.upsamplers):
             h = up(h)
