@@ -51,3 +51,14 @@ def test_config_builds_the_bn_free_generator_and_l1_pretraining_loss():
 def test_unknown_pixel_loss_is_a_config_error():
     with pytest.raises(ConfigError, match="pixel_loss"):
         srgan.build_models(tiny("loss.pixel_loss=huber"), nnx.Rngs(0))
+
+
+def test_evaluate_scores_whole_held_out_photos_against_bicubic():
+    config = tiny("data.image_size=96")
+    models = srgan.build_models(config, nnx.Rngs(0))  # zero tail: the untrained model is bicubic
+    scores = srgan.make_evaluate(config)(models, None)
+    assert {"psnr_y", "photo_psnr_y", "photo_ssim_y", "bicubic_photo_psnr_y"} <= set(scores)
+    assert abs(scores["photo_psnr_y"] - scores["bicubic_photo_psnr_y"]) < 0.1  # jax vs PIL bicubic
+    assert (
+        scores["photo_psnr_y"] < scores["psnr_y"]
+    )  # whole photos: detail weighs in, flat tiles not
