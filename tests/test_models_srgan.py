@@ -152,3 +152,16 @@ def test_bad_norm_or_residual_scale_raise():
         srgan.Generator(norm="layer", width=4, num_blocks=0, rngs=nnx.Rngs(0))
     with pytest.raises(ConfigError, match="residual_scale"):
         srgan.Generator(residual_scale=0.0, width=4, num_blocks=0, rngs=nnx.Rngs(0))
+
+
+def test_bicubic_detail_skip_adds_only_zero_mean_detail_per_lr_pixel(lr_batch):
+    generator = srgan.Generator(width=8, num_blocks=1, skip="bicubic_detail", rngs=nnx.Rngs(0))
+    up = jax.image.resize(lr_batch * 0.5, (2, 48, 40, 3), "bicubic")  # halved: no clipping
+    np.testing.assert_allclose(generator(lr_batch * 0.5), up, atol=1e-6)  # starts at bicubic
+    tail = generator.tail
+    tail.kernel[...] = 0.01 * jax.random.normal(jax.random.key(1), tail.kernel.shape)
+    tail.bias[...] = jnp.full(tail.bias.shape, 0.05)  # a constant offset is removed entirely
+    residual = np.asarray(generator(lr_batch * 0.5) - up)
+    assert np.abs(residual).max() > 1e-3
+    cells = residual.reshape(2, 12, 4, 10, 4, 3).mean(axis=(2, 4))
+    np.testing.assert_allclose(cells, 0.0, atol=1e-6)

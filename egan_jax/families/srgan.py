@@ -46,7 +46,7 @@ class ModelConfig:
     width: int = 64
     num_blocks: int = 16
     output: str = "tanh"  # or "identity"
-    skip: str = "none"  # "bicubic": learn the residual over bicubic up-sampling (ours, see models)
+    skip: str = "none"  # "bicubic"/"bicubic_detail": residual over bicubic up-sampling (models)
     discriminator_width: int = 64
     norm: str = "batch"  # SRResNet's batch norm; "none": EDSR's BN-free generator
     residual_scale: float = 1.0  # each residual block's branch × this (EDSR: 0.1)

@@ -38,7 +38,7 @@ FeatureTransform = Callable[[jax.Array], jax.Array]
 # PyTorch BatchNorm2d defaults: running = 0.9 · running + 0.1 · batch; nnx's momentum is the 0.9.
 _BN = dict(momentum=0.9, epsilon=1e-5)
 OUTPUTS = ("tanh", "identity")
-SKIPS = ("none", "bicubic")
+SKIPS = ("none", "bicubic", "bicubic_detail")
 NORMS = ("batch", "none")
 
 
@@ -57,6 +57,13 @@ def depth_to_space(x: jax.Array, block: int) -> jax.Array:
     x = x.reshape(n, h, w, out, block, block)
     x = x.transpose(0, 1, 4, 2, 5, 3)
     return x.reshape(n, h * block, w * block, out)
+
+
+def _cell_mean(x: jax.Array, cell: int) -> jax.Array:
+    """Each pixel replaced by the mean of its cell×cell block (x's sides multiples of cell)."""
+    n, height, width, c = x.shape
+    means = x.reshape(n, height // cell, cell, width // cell, cell, c).mean(axis=(2, 4))
+    return jnp.repeat(jnp.repeat(means, cell, axis=1), cell, axis=2)
 
 
 class PReLU(nnx.Module):
@@ -138,6 +145,10 @@ class Generator(nnx.Module):
     the residual: the tail conv starts at zero, so an untrained generator already equals bicubic
     and training starts from its quality instead of from noise. The sum is clipped to [-1, 1]
     and `output` applies to the residual ("tanh" bounds it, "identity" leaves it linear).
+    `skip="bicubic_detail"` also removes the residual's mean over each scale×scale cell (one LR
+    pixel), so the network adds only detail finer than the LR grid: a flat region, where bicubic
+    is already exact, stays exactly bicubic instead of getting the small colour offset a learned
+    residual leaves there.
 
     `norm="none"` (EDSR, Lim et al. 2017: batch norm hurts SR) removes every batch norm of the
     generator; `residual_scale` multiplies each residual block's branch (EDSR: 0.1).
@@ -190,7 +201,7 @@ class Generator(nnx.Module):
         self.upsamplers = nnx.List(
             [SubPixelUpsample(width, rngs=rngs) for _ in range(int(math.log2(scale)))]
         )
-        zeros = nnx.initializers.zeros if skip == "bicubic" else None
+        zeros = nnx.initializers.zeros if skip != "none" else None
         self.tail = NarrowOutputConv(width, channels, 9, padding=4, kernel_init=zeros, rngs=rngs)
 
     def __call__(
@@ -212,7 +223,9 @@ class Generator(nnx.Module):
         sr = self.tail(h)
         if self.output == "tanh":
             sr = jnp.tanh(sr)
-        if self.skip == "bicubic":
+        if self.skip == "bicubic_detail":
+            sr = sr - _cell_mean(sr, self.scale)
+        if self.skip != "none":
             n, height, width, c = lr.shape
             up = jax.image.resize(lr, (n, height * self.scale, width * self.scale, c), "bicubic")
             sr = jnp.clip(up + sr, -1.0, 1.0)
