@@ -40,6 +40,7 @@ from egan_jax.errors import ConfigError
 from egan_jax.families import Models, Optimizers, adam, learning_rate_schedule
 from egan_jax.families.egan_dcgan import (
     BATCH_NORM_MODES,
+    KeyLock,
     SelfAdversarialConfig,
     UnauthorizedConfig,
     batch_norm_mode,
@@ -125,8 +126,13 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
 
 def variants(config: Config, key=None, spec: UnauthorizedSpec | None = None) -> Variants:
     """The authorized block transform and the unauthorized ones (training's spec by default)."""
-    spec = spec or training_spec(config)
-    return make_variants("image", transform_config(config), key or load_key(config), spec)
+    from egan_jax.families import egan_image_lock as lock
+
+    spec, key = spec or training_spec(config), key or load_key(config)
+    out = make_variants("image", transform_config(config), key, spec)
+    if lock.uses_input_lock(config):  # T(x + β_k), the model subtracting γ (`egan_image_lock`)
+        return lock.lock_variants(out, lock.offsets(key, config.model.block, config.data.channels))
+    return out
 
 
 @functools.lru_cache(maxsize=8)
@@ -152,6 +158,16 @@ def feature_config(config: Config) -> dict:
     return {"channels": config.model.width, "tag": tag, "flip_signs": True}
 
 
+def uses_feature_lock(config: Config) -> bool:
+    """`model.feature_lock`: the feature key after a secret offset, the generator subtracting
+    γ = a_k(0) (DCGAN's `feature_lock`, `egan_jax.feature_lock`): any other key leaves a residual."""
+    return bool(getattr(config.model, "feature_lock", False))
+
+
+def feature_kind(config: Config) -> str:
+    return "feature_lock" if uses_feature_lock(config) else "feature"
+
+
 def paired_variants(
     config: Config, key=None, spec: UnauthorizedSpec | None = None, feature_near: bool = True
 ):
@@ -162,7 +178,7 @@ def paired_variants(
     key = key or load_key(config)
     images = variants(config, key, spec)
     spec = spec or training_spec(config)
-    features = make_variants("feature", feature_config(config), key, spec)
+    features = make_variants(feature_kind(config), feature_config(config), key, spec)
     by_name = {v.name: v for v in features.unauthorized}
     owner = features.authorized
     out = [Pair("correct key", "authorized", images.authorized.apply, owner.apply, owner.material)]
@@ -215,25 +231,35 @@ class KeyedGenerator(nnx.Module):
         # the owner's feature key (`feature_variants`), applied through the generator's
         # `feature_transform` hook on each call; a function, so never part of a checkpoint
         self.feature_key = feature
+        # `keyed` adds `key_lock`, γ of `model.feature_lock` (a `KeyLock`: public, checkpointed)
 
     def __call__(
         self, x: jax.Array, *, return_features: bool = False, feature: Callable | None = None
     ):
         """`feature` overrides the stored feature key (an unauthorized variant's, or identity)."""
+        input_lock = getattr(self, "input_lock", None)  # γ of `model.input_lock`
+        if input_lock is not None:
+            x = x - jnp.tile(input_lock[...], (x.shape[1] // input_lock.shape[0],
+                                                x.shape[2] // input_lock.shape[1], 1))  # fmt: skip
         if self.adapter is not None:
             x = self.adapter(x)
-        with feature_hook(self.generator, feature or self.feature_key):
+        hook = feature or self.feature_key
+        lock = getattr(self, "key_lock", None)
+        if lock is not None:  # the lock is the model's: every caller gets a(h) − γ
+            base = hook or (lambda h: h)
+            hook = lambda h: base(h) - lock[...].astype(h.dtype)  # noqa: E731
+        with feature_hook(self.generator, hook):
             return self.generator(x, return_features=return_features)
 
 
 def uses_feature_key(config: Config) -> bool:
-    return bool(getattr(config.model, "feature_key", False))
+    return bool(getattr(config.model, "feature_key", False)) or uses_feature_lock(config)
 
 
 def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerator:
     m = config.model
     feature = cached_pairs(config)[0].feature if uses_feature_key(config) else None
-    return KeyedGenerator(
+    model = KeyedGenerator(
         generator,
         block=m.block,
         channels=config.data.channels,
@@ -241,6 +267,17 @@ def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerat
         rngs=rngs,
         feature=feature,
     )
+    if uses_feature_lock(config):
+        model.key_lock = KeyLock(jnp.asarray(cached_pairs(config)[0].material.lock_value()))
+    from egan_jax.families import egan_image_lock as lock
+
+    if lock.uses_input_lock(config):
+        plain = make_variants(
+            "image", transform_config(config), load_key(config), training_spec(config)
+        )
+        beta = lock.offsets(load_key(config), m.block, config.data.channels)
+        model.input_lock = KeyLock(jnp.asarray(lock.lock_value(plain, beta)))
+    return model
 
 
 def _adapter_label(path, _) -> str:
