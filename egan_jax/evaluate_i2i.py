@@ -94,7 +94,8 @@ def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
 
 
 def _sr_inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
-    """(name, kind, image transform, feature transform or None) of every SR input kind."""
+    """(name, kind, image transform, feature transform or None) of every input kind (SRGAN and
+    CycleGAN: with `model.feature_key` each key also acts on the generator's head features)."""
     from egan_jax.families.egan_image import paired_variants, uses_feature_key
 
     if uses_feature_key(config):
@@ -196,10 +197,11 @@ def cycle_family_scores(config: Config, models) -> dict[str, float]:
 
     test_a, test_b = _cycle_test(config)
     g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
+    no_key = forward_fn(models["generator_ab"], feature=_no_feature(config))
     keyed = np.asarray(cached_variants(config).authorized.apply(test_a))
     results = {
         "cycle_psnr_a": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(keyed))))),
-        "cycle_psnr_a_no_key": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(test_a))))),
+        "cycle_psnr_a_no_key": float(np.mean(cycle_psnr(test_a, g_ba(no_key(test_a))))),
         "cycle_psnr_b": float(np.mean(cycle_psnr(test_b, g_ab(keyed_of(config, g_ba(test_b)))))),
     }
     models["generator_ab"].train()
@@ -218,7 +220,7 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
 
     test_a, test_b = _cycle_test(config)
     network, metric = feature_network(config, cache_dir)
-    g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
+    g_ba = forward_fn(models["generator_ba"])
 
     def row(name: str, kind: str, fake_b: np.ndarray, backward) -> dict[str, Any]:
         return {
@@ -255,10 +257,10 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
         fake_b = base_ab(test_a)
         rows.append(row("unprotected baseline", "baseline", fake_b, base_ba))
         previews["unprotected baseline"] = fake_b[:PREVIEWS]
-    for variant in _inputs(config, key, spec):
-        fake_b = g_ab(np.asarray(variant.apply(test_a)))
-        rows.append(row(variant.name, variant.kind, fake_b, g_ba))
-        previews[variant.name] = fake_b[:PREVIEWS]
+    for name, kind, image, feature in _sr_inputs(config, key, spec):
+        fake_b = forward_fn(models["generator_ab"], feature=feature)(np.asarray(image(test_a)))
+        rows.append(row(name, kind, fake_b, g_ba))
+        previews[name] = fake_b[:PREVIEWS]
     if models["generator_ab"].adapter is not None:  # a white-box thief deletes the input map
         fake_b = forward_fn(models["generator_ab"].generator)(test_a)
         rows.append(row(ADAPTER_REMOVED, "adapter_removed", fake_b, g_ba))
