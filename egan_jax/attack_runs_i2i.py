@@ -45,7 +45,17 @@ def _load(workdir: Path, key: SecretKey | None, check_key: bool):
         key = key or load_key(config)
     fingerprint = key.fingerprint if check_key else None
     config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
+    if not check_key:  # the thief has the weights, not the owner's feature key (identity hook)
+        models[task_of(config).keyed_role].feature_key = None
     return config, models, key
+
+
+def _no_key_forward(config: Config, generator):
+    """The protected generator on raw inputs: no input map key and, with `model.feature_key`,
+    the identity feature hook instead of the stored owner's feature key."""
+    from egan_jax.evaluate_i2i import _no_feature, forward_fn
+
+    return forward_fn(generator, feature=_no_feature(config))
 
 
 class Scorer:
@@ -118,8 +128,11 @@ def attack_prune(workdir, *, key=None, fractions=PRUNE_FRACTIONS, cache_dir=None
         prune_model(generator, fraction)
         zeros = sparsity(nnx.state(generator, nnx.Param))
         note = f"sparsity {zeros:.3f}; {scorer.reference}"
-        for label, transform in (("correct key", authorized), ("no key", None)):
-            scores = scorer(forward_fn(generator), transform)
+        for label, forward, transform in (
+            ("correct key", forward_fn(generator), authorized),
+            ("no key", _no_key_forward(config, generator), None),
+        ):
+            scores = scorer(forward, transform)
             rows.append(_row(f"pruned {fraction:.0%} ({label})", "attack_prune", scores, note))
     nnx.update(generator, original)
     return _save(workdir, "prune", rows)
@@ -131,7 +144,7 @@ def attack_search(workdir, *, candidates=20, seed=0, cache_dir=None):
     from egan_jax.attacks_i2i import task_of
     from egan_jax.classifier_attacks import key_space
     from egan_jax.evaluate_i2i import forward_fn
-    from egan_jax.families.egan_image import variants
+    from egan_jax.families.egan_image import paired_variants, uses_feature_key, variants
     from egan_jax.unauthorized import UnauthorizedSpec
 
     workdir = Path(workdir)
@@ -143,9 +156,15 @@ def attack_search(workdir, *, candidates=20, seed=0, cache_dir=None):
                             seed=seed, label="search")  # fmt: skip
     pool = variants(config, stand_in, spec).unauthorized
     results = {}
+    if uses_feature_key(config):  # each candidate key also acts on the head features
+        pairs = {p.name: p for p in paired_variants(config, stand_in, spec)[1:]}
+        generator = models[task_of(config).keyed_role]
+        forwards = {name: forward_fn(generator, feature=p.feature) for name, p in pairs.items()}
+    else:
+        forwards = {variant.name: forward for variant in pool}
 
     def score(variant) -> float:
-        results[variant.name] = scorer(forward, variant.apply)
+        results[variant.name] = scorer(forwards[variant.name], variant.apply)
         return scorer.loss(results[variant.name])
 
     best, losses = key_search(pool, score)
@@ -197,13 +216,14 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
     owner's correct key on each fine-tuned generator."""
     from egan_jax.attacks_i2i import task_of
     from egan_jax.evaluate_i2i import forward_fn
-    from egan_jax.families.egan_image import load_key, variants
+    from egan_jax.families.egan_image import load_key, paired_variants, uses_feature_key, variants
 
     workdir = Path(workdir)
     source = read_config(workdir / "config.json")
     task = task_of(source)
     key = key or load_key(source)
     authorized = variants(source, key).authorized.apply
+    owner_feature = paired_variants(source, key)[0].feature if uses_feature_key(source) else None
     scorer = Scorer(source, cache_dir)
     rows = []
     for label, keep_d in (("with D", True), ("without D", False)):
@@ -212,8 +232,9 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
         forward = forward_fn(result.models[task.keyed_role])
         note = f"{attack.train.steps} steps, lr {attack.optim.learning_rate:g}"
         rows.append(_row(f"fine-tune {label} (no key)", "attack_finetune", scorer(forward), note))
+        owner = forward_fn(result.models[task.keyed_role], feature=owner_feature)
         rows.append(_row(f"fine-tune {label} (owner's correct key)", "attack_finetune",
-                         scorer(forward, authorized)))  # fmt: skip
+                         scorer(owner, authorized)))  # fmt: skip
     rows.append(_scratch_row(source, workdir, scorer, steps))
     return _save(workdir, "finetune", rows)
 
