@@ -39,7 +39,9 @@ from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, adam_optimizers, egan_cyclegan, egan_srgan
 from egan_jax.families import cyclegan as plain_cyclegan
 from egan_jax.families import srgan as plain_srgan
-from egan_jax.families.egan_image import KeyedGenerator
+from egan_jax.families.egan_dcgan import KeyLock
+from egan_jax.families.egan_image import KeyedGenerator, uses_feature_lock
+from egan_jax.families.egan_image_lock import uses_input_lock
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +158,11 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
         use_adapter=m.adapter,
         rngs=rngs,
     )  # fmt: skip  (no feature key: the thief runs the stolen weights on raw inputs)
+    if uses_feature_lock(config):  # γ is public: it comes with the stolen state below
+        models[task.keyed_role].key_lock = KeyLock(jnp.zeros(m.width, jnp.float32))
+    if uses_input_lock(config):
+        shape = (m.block, m.block, config.data.channels)
+        models[task.keyed_role].input_lock = KeyLock(jnp.zeros(shape, jnp.float32))
     stolen = _stolen_state(source)
     roles = task.generators + (task.discriminators if m.keep_discriminator else ())
     for role in roles:
