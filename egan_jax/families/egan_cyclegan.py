@@ -36,7 +36,24 @@ PROTECTED = "generator_ab"
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(protect.KeyConfig, plain.ModelConfig):
-    """CycleGAN's model fields plus the key transform's (`egan_image.KeyConfig`)."""
+    """CycleGAN's model fields plus the key transform's (`egan_image.KeyConfig`).
+
+    `feature_key`: the key also permutes and sign-flips G_ab's head feature map (after the 7×7
+    conv + norm + ReLU, the generator's `feature_transform` hook): a keyed lock inside G, as
+    DCGAN's `feature_lock`. Without it the key lives only in the input transform, which a
+    translation network largely tolerates on texture domains (a block-shuffled grass crop is
+    still grass). `feature_near`: also train against near misses of that feature material.
+    `feature_lock` (implies the feature key): DCGAN's lock — the permutation + sign flip after a
+    secret per-channel offset β_k, G_ab storing γ = a_k(0) and subtracting it, so no key, other
+    keys and near misses of the feature material all leave a large residual (`egan_jax.feature_lock`).
+    """
+
+    feature_key: bool = False
+    feature_near: bool = False
+    feature_lock: bool = False
+    # the same lock on the input image: T_k(x + β_k), G_ab subtracting γ = T_k(β_k) before its
+    # input map (`egan_image_lock`), so near misses of the input transform leave a residual too
+    input_lock: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
