@@ -101,7 +101,11 @@ def test_train_publish_decrypt_trace(tmp_path, capsys):
             "--out",
             tmp_path / f"{user}.json",
         )
-    sets = [x for item in (*TINY, f"model.registry={registry}") for x in ("--set", item)]
+    # the family's trigger weight and head: 40 tiny steps learn the 8 triggers only at weight 1
+    # (the experiment's 0.125 is sized for its 600 steps: egan_jax/encryip/parity.py's report)
+    family_defaults = ("loss.trigger_weight=1.0", "model.head_init=random")
+    items = (*TINY, *family_defaults, f"model.registry={registry}")
+    sets = [x for item in items for x in ("--set", item)]
     code, _, err = egan(
         capsys, "train", "experiments/encryip_digits.py", "--workdir", run, "--quiet", *sets
     )

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from egan_jax.config import apply_overrides
-from egan_jax.encryip import parity
+from egan_jax.encryip import heads, parity
 from egan_jax.encryip import parity_stats as stats
 from egan_jax.encryip.group import TEST_GROUP_64
 from egan_jax.encryip.registry import Registry
@@ -220,7 +220,7 @@ def test_tied_head_starts_each_class_from_one_column():
     head = nnx.Linear(6, 7, rngs=nnx.Rngs(0))
     before = np.asarray(head.kernel[...])
     table = np.array([[4, 0], [2, 5]])  # 2 classes x 2 indices; 1, 3, 6 are Fakes
-    family.tie_head(head, table, noise=0.1)
+    heads.tie_head(head, table, noise=0.1)
     after = np.asarray(head.kernel[...])
     for y in range(2):
         for j in table[y]:

@@ -132,7 +132,7 @@ def compare_protections(
     test_x, train_x = to_float(test_images), to_float(train_images)
     test_t, train_t = transformed(transform, test_x), transformed(transform, train_x)
     key = jax.random.key(seed)
-    no_key_maps = [family.random_map(sub, book.size, k) for sub in jax.random.split(key, draws)]
+    no_key_maps = [pl.random_map(sub, book.size, k) for sub in jax.random.split(key, draws)]
 
     def acc(model, images) -> float:
         return plain.accuracy(model, images, test_labels, batch_size=batch)

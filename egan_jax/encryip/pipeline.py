@@ -138,3 +138,8 @@ def trace_pipeline(
             "return one class per input"
         )
     return trace(observed, expected, num_classes, false_accusation_rate=false_accusation_rate)
+
+
+def random_map(key: jax.Array, size: int, num_classes: int) -> np.ndarray:
+    """int32 [N]: a uniformly random index -> class map (a decoder with no key)."""
+    return np.asarray(jax.random.randint(key, (size,), 0, num_classes), np.int32)

@@ -116,7 +116,7 @@ def evaluate_run(
             {"name": f"user {uid}", "accuracy": pl.map_accuracy(logits, test_labels, mapping, k)}
         )
     no_key = [
-        pl.map_accuracy(logits, test_labels, family.random_map(sub, book.size, k), k)
+        pl.map_accuracy(logits, test_labels, pl.random_map(sub, book.size, k), k)
         for sub in jax.random.split(key, draws)
     ]
     accuracy.append(
@@ -139,7 +139,7 @@ def evaluate_run(
             }
         )
     innocent: list[tuple[str, Any]] = [
-        (f"random decoder {i}", pl.model_pipeline(model, family.random_map(sub, book.size, k), k))
+        (f"random decoder {i}", pl.model_pipeline(model, pl.random_map(sub, book.size, k), k))
         for i, sub in enumerate(jax.random.split(jax.random.fold_in(key, 1), random_decoders))
     ]
     if "baseline" in models:
