@@ -16,6 +16,7 @@ linear steps, the unlocked / locked-without-retraining models.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -289,20 +290,40 @@ def random_shift(images: jax.Array, key: jax.Array, shift: int) -> jax.Array:
 
 
 def make_train_step(config: Config):
+    from egan_jax import classifier_unauthorized as unauthorized
+
+    unauthorized.check(config)
     pipeline = load_pipeline(config)
     smoothing = config.loss.label_smoothing
     shift = config.loss.augment_shift
+    weight = config.loss.unauthorized_weight
+    others = unauthorized.training_pipelines(config, transform_config(config)) if weight else []
 
     def train_step(
         models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
     ) -> dict[str, jax.Array]:
         plain = batch["images"]
-        if shift:  # the only randomness beyond the batch order
+        if shift:  # with the training keys' choice, the only randomness beyond the batch order
             plain = random_shift(plain, key, shift)
         protected = plain if pipeline is None else pipeline.forward(plain)
-        metrics = _update(
-            models["classifier"], optimizers["classifier"], protected, batch["labels"], smoothing
-        )
+        if others:
+            metrics = unauthorized.protected_update(
+                models["classifier"],
+                optimizers["classifier"],
+                protected,
+                batch["labels"],
+                unauthorized.unauthorized_inputs(plain, others, jax.random.fold_in(key, 1)),
+                cross_entropy=functools.partial(cross_entropy, label_smoothing=smoothing),
+                weight=weight,
+            )
+        else:
+            metrics = _update(
+                models["classifier"],
+                optimizers["classifier"],
+                protected,
+                batch["labels"],
+                smoothing,
+            )
         if "baseline" in models:
             base = _update(
                 models["baseline"], optimizers["baseline"], plain, batch["labels"], smoothing

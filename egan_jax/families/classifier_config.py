@@ -45,6 +45,10 @@ class LossConfig:
     # random translation of the plain images by up to this many pixels (edge padding) before the
     # keyed transform, the same for the protected model and its twin; 0: none
     augment_shift: int = 0
+    # > 0: also push the protected model's predictions on unauthorized inputs (plain images, random
+    # training keys) to uniform with this weight (egan_jax.classifier_unauthorized); 0: the paper's
+    unauthorized_weight: float = 0.0
+    unauthorized_keys: int = 16  # random training keys for that term
     test_split: str = "test"
     random_keys: int = 10
     near_miss_keys: int = 3  # per transform step
