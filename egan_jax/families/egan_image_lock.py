@@ -72,4 +72,5 @@ def lock_variants(variants: Variants, beta: np.ndarray) -> Variants:
 def lock_value(variants: Variants, beta: np.ndarray) -> np.ndarray:
     """γ = T_k(β) per block, float32 [M, M, C] (T_k acts on every block alike)."""
     plain = variants.authorized.apply
-    return np.asarray(plain(jnp.asarray(beta)[None]))[0].astype(np.float32)
+    with jax.ensure_compile_time_eval():  # concrete even while models are built in a trace
+        return np.asarray(plain(jnp.asarray(beta)[None]))[0].astype(np.float32)
