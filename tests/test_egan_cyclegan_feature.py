@@ -153,3 +153,13 @@ class _Spy(nnx.Module):
     def __call__(self, x):
         self.seen.append(np.asarray(x))
         return self.inner(x)
+
+
+def test_locks_build_inside_a_trace():
+    """The engine builds models under `nnx.eval_shape`: γ must still be concrete."""
+    config = tiny(
+        "egan_cyclegan", "model.width=4", "model.input_lock=true", "model.feature_lock=true"
+    )
+    shapes = nnx.eval_shape(lambda: get_family("egan_cyclegan").build_models(config, nnx.Rngs(0)))
+    assert shapes["generator_ab"].input_lock.shape == (4, 4, 3)
+    assert shapes["generator_ab"].key_lock.shape == (4,)
