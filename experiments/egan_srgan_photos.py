@@ -6,7 +6,8 @@ other keys, near misses) it is pushed away from its keyed output (self-adversari
 `model.adapter_bypass` is off: with SRGAN's bicubic skip the input map must return ≈ the clean LR
 image (the skip up-samples it), so deleting the map cannot be made to fail (measured: README notes).
 Shrunken SRResNet (width 32, 4 blocks) with the bicubic skip, 64-px HR crops (16-px LR), 300 steps:
-250 pixel-MSE pre-training, 50 with the 1e-3 adversarial term. The unprotected baseline is the same
+250 pixel-L1 pre-training (the recipe of `experiments/srgan_photos.py`), 50 with the 1e-3
+adversarial term. The unprotected baseline is the same
 config with `family="srgan"` (`experiments/srgan_photos.py` with these sizes; see the README notes).
 
 `egan train experiments/egan_srgan_photos.py --workdir runs/egan_srgan_photos`
@@ -46,6 +47,7 @@ def get_config() -> Config:
         ),  # fmt: skip
         loss=LossConfig(
             pretrain_steps=250,
+            pixel_loss="l1",
             adversarial_weight=1e-3,
             self_adversarial=SelfAdversarialConfig(
                 weight=0.02, divergence="l1", margin=0.3, features="output"
