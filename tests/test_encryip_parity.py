@@ -232,3 +232,30 @@ def test_unknown_head_init_is_refused(config, registry_path):
     cfg = apply_overrides(config, [f"model.registry={registry_path}", "model.head_init=zeros"])
     with pytest.raises(ConfigError, match="head_init"):
         family.make_train_step(cfg)
+
+
+def test_partial_summary_pools_the_finished_folds(tmp_path):
+    from egan_jax.encryip.parity_partial import partial_summary
+
+    labels = np.repeat(np.arange(4), 10)
+    fold_of = parity.stratified_folds(labels, 2, seed=0)
+    (tmp_path / "folds").mkdir()
+    held = fold_of == 1
+    wrong = np.flatnonzero(held)[:3]  # the user key misses 3 held-out images, plain misses none
+    user = labels.copy()
+    user[wrong] = (user[wrong] + 1) % 4
+    np.savez(
+        tmp_path / "folds" / "seed2_fold1.npz",
+        tag=np.str_("t"),
+        plain=labels[held],
+        winner=labels[held],
+        **{"user:a": user[held], "user:b": labels[held]},
+    )
+    s = partial_summary(labels, fold_of, [tmp_path], resamples=200)
+    assert s["folds_used"] == [(2, 1)] and s["held_out_predictions"] == held.sum()
+    assert s["gap_points"] == pytest.approx(-100 * 3 / held.sum())
+    assert s["mcnemar"]["plain_only"] == 3 and s["mcnemar"]["other_only"] == 0
+    low, high = s["gap_ci95_points"]
+    assert low <= s["gap_points"] <= high <= 0
+    with pytest.raises(ConfigError, match="no finished folds"):
+        partial_summary(labels, fold_of, [tmp_path / "none"], resamples=10)
