@@ -17,4 +17,5 @@ from egan_jax.config import Config, load_config
 
 def get_config() -> Config:
     base = load_config(Path(__file__).with_name("egan_cyclegan_grass2gravel.py"))
-    return dataclasses.replace(base, model=dataclasses.replace(base.model, feature_key=True))
+    model = dataclasses.replace(base.model, feature_key=True, feature_lock=False, input_lock=False)
+    return dataclasses.replace(base, model=model)
