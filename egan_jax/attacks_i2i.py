@@ -306,7 +306,8 @@ def estimate_adapter(
 
     @nnx.jit
     def step(adapter, optimizer, frozen, batch):
-        loss, grads = nnx.value_and_grad(lambda a: loss_fn(a, frozen, batch))(adapter)
+        # frozen goes through grad (not differentiated) so a locked generator may set its hook
+        loss, grads = nnx.value_and_grad(lambda a, f: loss_fn(a, f, batch))(adapter, frozen)
         optimizer.update(adapter, grads)
         return loss
 

@@ -84,8 +84,10 @@ def test_keyless_attacks_drop_the_stored_feature_key(tmp_path, cheap_cycle_featu
     thief = attacks_i2i.build_models(attacks_i2i.finetune_config(config, workdir), nnx.Rngs(1))
     assert thief["generator_ab"].feature_key is None
     np.testing.assert_array_equal(np.asarray(thief["generator_ab"].key_lock[...]), gamma)
-    row = runs.attack_search(workdir, candidates=1)[0]
-    assert np.isfinite(row["fd_a_to_b"])
+    rows = runs.attack_search(workdir, candidates=1)
+    rows += runs.attack_estimate(workdir, steps=1, with_scratch=False)  # the locked G in a trace
+    assert [r["kind"] for r in rows] == ["attack_search", "attack_estimate"]
+    assert all(np.isfinite(r["fd_a_to_b"]) for r in rows)
 
 
 def test_feature_lock_stores_gamma_and_breaks_every_other_feature_transform():
