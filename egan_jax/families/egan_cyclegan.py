@@ -11,6 +11,13 @@ unauthorized versions u(real_a) (raw, random keys, near misses):
 
 with φ the last feature map of the B discriminator by default (`loss.self_adversarial`).
 
+Where the key enters (`ModelConfig`): with the input transform alone, wrong keys and near misses
+still give gravel (a block-shuffled grass crop is still grass). `model.input_lock` and
+`model.feature_lock` add DCGAN-style locks (a secret offset before the keyed signed permutation,
+the model subtracting γ = a_k(0)) on the input image and on G_ab's head features: every input but
+the owner's leaves a large residual. `experiments/egan_cyclegan_grass2gravel.py` (both locks) has
+the measured comparison.
+
 Evaluation: `egan evaluate` (`egan_jax.evaluate_i2i`): a Fréchet distance per direction and the
 A -> B -> A cycle PSNR per input kind.
 """
