@@ -24,6 +24,11 @@ measured FFX-only at block 4 over three keys: 98.3 / 96.7 / 98.3 vs 95.0 / 94.4 
 README's table reproduces. ``model.input_codes`` (a per-position value embedding) is worse on
 these 1617 images: plain model 77.8% alone (1000 levels), 90.0% beside the raw input (256).
 
+``--set loss.unauthorized_weight=1`` (ours: plain images and random training keys pushed to
+uniform predictions, egan_jax.classifier_unauthorized) measured all three at block 4, key
+egk1-2145…: correct key 96.1 vs 93.3 without it, but no lower unauthorized accuracy (random keys
+16.2 vs 13.9 mean) and fine-tuning with 1% of the data still +5.6 points over scratch: off here.
+
 ConvMixer instead (patch size = block size): ``--set model.arch=convmixer --set model.width=64
 --set model.depth=4``; with ``--set "model.transform.steps=shuffle,np"`` the evaluation also shows
 the model unlocked, and the baseline locked without retraining.
