@@ -30,8 +30,9 @@ Correct key vs baseline: 0.96× (seed 0), 1.10× (seed 1), 1.03× on the two see
 Not met: a white-box thief who deletes the whole wrapper (input map and both locks) and feeds raw
 grass gets 17.72 / 26.97 (1.35× / 1.72×, seeds 0 / 1). Fine-tuning the stolen model without the key
 (seed 0): 131.99 with D, 116.85 without, vs 34.23 from scratch (stealing does not help); key
-estimation 113.81; best of 20 random keys 112.96. Sizes as `experiments/cyclegan_grass2gravel.py` (width 32, 6 blocks),
-1200 steps; the unprotected baseline is `experiments/egan_cyclegan_grass2gravel_baseline.py`.
+estimation 113.81; best of 20 random keys 112.96. Sizes as `experiments/cyclegan_grass2gravel.py`
+(width 32, 6 blocks), 1200 steps; the unprotected baseline is
+`experiments/egan_cyclegan_grass2gravel_baseline.py`.
 
 `egan train experiments/egan_cyclegan_grass2gravel.py --workdir runs/egan_cyclegan`
 `egan evaluate --workdir runs/egan_cyclegan --baseline runs/cyclegan_baseline`
