@@ -188,3 +188,25 @@ def to_float_u8(images):
     from egan_jax.data import to_float
 
     return to_float(images)
+
+
+def test_the_srgan_family_reads_tfds_through_grain(monkeypatch):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from egan_jax.families import srgan
+
+    monkeypatch.setattr(tfds, "data_source", lambda *a, **k: _SRSource(5))
+    config = apply_overrides(
+        srgan.default_config(),
+        ["data.name=tfds:div2k/bicubic_x4", "data.image_size=32", "train.batch_size=4",
+         "loss.pretrain_steps=2", "seed=1"],
+    )  # fmt: skip
+    batches = srgan.make_batches(config)
+    expected = data_grain.tfds_sr_batches(
+        "div2k/bicubic_x4", split=config.data.split, scale=4, hr_size=32, data_dir=None,
+        batch_size=4, seed=1,
+    )  # fmt: skip
+    for step in (1, 2):
+        batch = batches(step, 0, 1)
+        for name in ("lr", "hr"):
+            np.testing.assert_array_equal(batch[name], expected(step, 0, 1)[name])
+        assert ("adversarial" in batch) == (step >= 2)

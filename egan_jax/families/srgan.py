@@ -129,27 +129,41 @@ def build_optimizers(config: Config, models: Models) -> Optimizers:
 
 
 def make_batches(config: Config):
+    """Bundled photos: `sr_batch_at` (Philox crops of in-memory photos); a tfds split: grain
+    (`data_grain.tfds_sr_batches`, epoch-shuffled records, one random crop each). Both pure in step."""
     _check(config)
     from egan_jax.data_paired import load_sr_photos, sr_batch_at
 
-    photos = load_sr_photos(
-        config.data.name, split=config.data.split, scale=config.model.scale,
-        data_dir=config.data.data_dir,
-    )  # fmt: skip
+    if config.data.name.startswith("tfds:"):
+        from egan_jax.data_grain import tfds_sr_batches
+
+        read = tfds_sr_batches(
+            config.data.name.removeprefix("tfds:"), split=config.data.split,
+            scale=config.model.scale, hr_size=config.data.image_size,
+            data_dir=config.data.data_dir, batch_size=config.train.batch_size, seed=config.seed,
+        )  # fmt: skip
+    else:
+        photos = load_sr_photos(
+            config.data.name, split=config.data.split, scale=config.model.scale,
+            data_dir=config.data.data_dir,
+        )  # fmt: skip
+
+        def read(step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
+            lr, hr = sr_batch_at(
+                photos,
+                step,
+                batch_size=config.train.batch_size,
+                seed=config.seed,
+                hr_size=config.data.image_size,
+                process_index=process_index,
+                process_count=process_count,
+            )
+            return {"lr": lr, "hr": hr}
 
     def batches(step: int, process_index: int, process_count: int) -> dict[str, np.ndarray]:
-        lr, hr = sr_batch_at(
-            photos,
-            step,
-            batch_size=config.train.batch_size,
-            seed=config.seed,
-            hr_size=config.data.image_size,
-            process_index=process_index,
-            process_count=process_count,
-        )
-        batch = {"lr": lr, "hr": hr}
+        batch = dict(read(step, process_index, process_count))
         if step >= config.loss.pretrain_steps:
-            batch["adversarial"] = np.ones(len(lr), np.float32)
+            batch["adversarial"] = np.ones(len(batch["lr"]), np.float32)
         return batch
 
     return batches
