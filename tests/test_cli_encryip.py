@@ -101,8 +101,8 @@ def test_train_publish_decrypt_trace(tmp_path, capsys):
             "--out",
             tmp_path / f"{user}.json",
         )
-    # the family's trigger weight and head: 40 tiny steps learn the 8 triggers only at weight 1
-    # (the experiment's 0.125 is sized for its 600 steps: egan_jax/encryip/parity.py's report)
+    # the family's trigger weight and head, which this tiny 40-step run is sized for (the
+    # experiment's tied head and 0.125 were measured at its own 600 steps)
     family_defaults = ("loss.trigger_weight=1.0", "model.head_init=random")
     items = (*TINY, *family_defaults, f"model.registry={registry}")
     sets = [x for item in items for x in ("--set", item)]

@@ -28,7 +28,7 @@ below the plain twin; with no triggers it ends at 0.022. ``model.head_init=tied`
 columns start from one) and ``loss.trigger_weight=0.125`` (a trigger weighs half a natural image)
 bring it to 0.030-0.032 with every trigger still learned, and the gap to -0.25 point (9 folds
 over 3 seeds): the digits experiment's defaults (experiments/encryip_digits.py's docstring has
-the numbers). The family's own defaults stay as they were (the tiny test runs need weight 1).
+the numbers). The family's own defaults stay as they were (the tiny test runs are sized for them).
 
 With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
 with ``model.watermark_signature`` a second plain twin carries that signature in its batch-norm
