@@ -28,7 +28,8 @@ Why (seed 0, 1200 steps, digits-feature Fréchet distance to real gravel; unprot
 Correct key vs baseline: 0.96× (seed 0), 1.10× (seed 1), 1.03× on the two seeds' means.
 
 Not met: a white-box thief who deletes the whole wrapper (input map and both locks) and feeds raw
-grass gets 17.72 / 26.97 (1.35× / 1.72×, seeds 0 / 1). Fine-tuning the stolen model without the key
+grass gets 17.72 / 26.97 (1.35× / 1.72×, seeds 0 / 1); the SA term on output pixels instead (seed 0)
+gave 15.90 there (1.19×; key 13.36), so D features stay. Fine-tuning the stolen model without the key
 (seed 0): 131.99 with D, 116.85 without, vs 34.23 from scratch (stealing does not help); key
 estimation 113.81; best of 20 random keys 112.96. Sizes as `experiments/cyclegan_grass2gravel.py`
 (width 32, 6 blocks), 1200 steps; the unprotected baseline is
