@@ -321,13 +321,11 @@ def _tfds_images(name: str, split: str, image_size: int, channels: int, data_dir
     source = tfds_source(name, split, data_dir)
     if len(source) == 0:
         raise DataError(f"tfds dataset {name!r} split {split!r} is empty.")
+    from egan_jax.data_grain import resize_unpaired
+
     out = np.empty((len(source), image_size, image_size, channels), np.uint8)
     for i in range(len(source)):
-        image = np.asarray(source[i]["image"])
-        pil = Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
-        pil = pil.convert("L" if channels == 1 else "RGB")
-        pil = pil.resize((image_size, image_size), Image.Resampling.BILINEAR)
-        out[i] = np.asarray(pil).reshape(image_size, image_size, channels)
+        out[i] = resize_unpaired(np.asarray(source[i]["image"]), image_size, channels)
     return out
 
 

@@ -210,3 +210,22 @@ def test_the_srgan_family_reads_tfds_through_grain(monkeypatch):
         for name in ("lr", "hr"):
             np.testing.assert_array_equal(batch[name], expected(step, 0, 1)[name])
         assert ("adversarial" in batch) == (step >= 2)
+
+
+def test_the_cyclegan_family_reads_tfds_through_grain():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    from egan_jax.families import cyclegan
+
+    config = apply_overrides(
+        cyclegan.default_config(),
+        ["data.name=tfds:cycle_gan/horse2zebra", "data.image_size=32", "train.batch_size=2"],
+    )
+    with tfds.testing.mock_data(num_examples=4):
+        batch = cyclegan.make_batches(config)(3, 0, 1)
+        expected = data_grain.tfds_unpaired_batches(
+            "cycle_gan/horse2zebra", split=config.data.split, image_size=32,
+            channels=config.data.channels, data_dir=None, batch_size=2, seed=config.seed,
+        )(3, 0, 1)  # fmt: skip
+    for name in ("a", "b"):
+        assert batch[name].shape == (2, 32, 32, config.data.channels)
+        np.testing.assert_array_equal(batch[name], expected[name])

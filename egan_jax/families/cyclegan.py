@@ -148,8 +148,19 @@ def build_optimizers(config: Config, models: Models) -> Optimizers:
 
 
 def make_batches(config: Config):
+    """Bundled domains: `unpaired_batch_at` over in-memory images; a tfds cycle_gan/* split: grain
+    (`data_grain.tfds_unpaired_batches`, two independent streams). Both pure in step."""
     _check(config)
     from egan_jax.data_paired import load_unpaired, unpaired_batch_at
+
+    if config.data.name.startswith("tfds:"):
+        from egan_jax.data_grain import tfds_unpaired_batches
+
+        return tfds_unpaired_batches(
+            config.data.name.removeprefix("tfds:"), split=config.data.split,
+            image_size=config.data.image_size, channels=config.data.channels,
+            data_dir=config.data.data_dir, batch_size=config.train.batch_size, seed=config.seed,
+        )  # fmt: skip
 
     domain_a, domain_b = load_unpaired(
         config.data.name, split=config.data.split, image_size=config.data.image_size,
