@@ -20,18 +20,17 @@ image). Seed 1, fold 0 (360 held-out images; plain twin 5 errors), same 600 step
 | tied, ``loss.trigger_batch_norm=running`` | 0.068 | 7 | 100% | 0.74 |
 | tied, ``loss.trigger_weight=0.125`` (here) | 0.030 | 6 | 100% | 0.79 |
 
-With these defaults, folds 0-2 of the 5 (3,237 held-out predictions; the load, 12-21 on 2 cores,
-left no time for folds 3-4) × seeds 0, 1, 2: plain twin 99.14%, every user key's worst 98.89%,
-gap -0.25 point (paired 95% CI -0.53 to +0.00; McNemar 14 plain-only vs 6 EncryIP-only images,
-p = 0.115); per seed -0.28 / -0.28 / -0.19. On seed 0's same three folds the family's defaults
-gave -0.74 (15 errors vs the plain twin's 7; these defaults 10 vs 7). Class-sum loss
-0.030-0.032 vs the plain twin's 0.017-0.020 in every fold; every trigger learned (hit rate 100%). Goal (within 0.5 point):
-met on the estimate; the interval's low end (-0.53) still reaches just past it.
+With these defaults, 5 folds × seeds 0, 1, 2 (5,391 held-out predictions, 3 user keys): plain
+twin 99.24%, every user key's worst 99.07%, gap -0.17 point (paired 95% CI -0.33 to -0.00);
+per seed -0.17 / -0.22 / -0.11 (McNemar p 0.51 / 0.34 / 0.73). The family's defaults: -0.78
+(seed 0). Class-sum loss 0.031 vs the plain twin's 0.018 (mean of the 15 fold runs); every
+trigger learned in every fold (hit rate 100%); index spread 0.92-0.93. Goal
+(within 0.5 point): met, the whole 95% interval inside it.
 
     egan encryip parity experiments/encryip_digits.py --registry keys/owner.json --folds 5 \\
-        --seeds 0 --out runs/parity_s0      # one process per seed; then, for finished folds:
-    python -m egan_jax.encryip.parity_partial experiments/encryip_digits.py \\
-        --registry keys/owner.json --folds 5 runs/parity_s0 runs/parity_s1 runs/parity_s2
+        --seeds 0 --out runs/parity_s0      # one process per seed (1, 2 likewise), then:
+    egan encryip parity experiments/encryip_digits.py --registry keys/owner.json --folds 5 \\
+        --out runs/parity --combine runs/parity_s0 runs/parity_s1 runs/parity_s2
 
 Earlier, on the 180-image test split: sampled labels instead (``label_draws=10``) alone -2.2 points
 (spread 0.56); with the class-sum term at weight 0.1 one index per class wins (spread 0.10).

@@ -26,8 +26,8 @@ step's 8 triggers weighs 4x a natural image of its 64, counting both natural ter
 class-sum loss ends at 0.12-0.13 vs the plain twin's 0.020 and every user key was 0.78 point
 below the plain twin; with no triggers it ends at 0.022. ``model.head_init=tied`` (a class's m
 columns start from one) and ``loss.trigger_weight=0.125`` (a trigger weighs half a natural image)
-bring it to 0.030-0.032 with every trigger still learned, and the gap to -0.25 point (9 folds
-over 3 seeds): the digits experiment's defaults (experiments/encryip_digits.py's docstring has
+bring it to 0.030-0.032 with every trigger still learned, and the gap to -0.17 point (5 folds
+× 3 seeds): the digits experiment's defaults (experiments/encryip_digits.py's docstring has
 the numbers). The family's own defaults stay as they were (the tiny test runs are sized for them).
 
 With ``model.baseline`` a plain K-way twin is trained on the same batches, for the comparison;
