@@ -320,10 +320,20 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     return apply_overrides(config, overrides)
 
 
+def with_new_fields(saved: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A saved `config_to_dict` with the fields added to the config since it was written filled
+    in with their defaults (the behaviour the older run had); unchanged if it no longer parses."""
+    try:
+        return config_to_dict(config_from_dict(saved))
+    except ConfigError:
+        return saved
+
+
 def config_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """Dotted paths whose values differ between two `config_to_dict` outputs, ignoring the
-    fields a resumed run may change (`RESUMABLE_FIELDS`)."""
-    flat_saved, flat_current = _flatten(saved), _flatten(current)
+    fields a resumed run may change (`RESUMABLE_FIELDS`). Fields the saved config predates count
+    as their defaults (`with_new_fields`), so a run written before a field existed resumes."""
+    flat_saved, flat_current = _flatten(with_new_fields(saved)), _flatten(current)
     differing = []
     for path in sorted(set(flat_saved) | set(flat_current)):
         if any(path == f or (f.endswith(".") and path.startswith(f)) for f in RESUMABLE_FIELDS):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import json
@@ -155,6 +156,19 @@ def test_config_differences_ignore_resumable_fields_only():
     other = config_to_dict(tiny_config("model.width=16", "seed=3"))
     differences = config_differences(base, other)
     assert [d.split(":")[0] for d in differences] == ["model.width", "seed"]
+
+
+def test_a_config_saved_before_a_field_existed_resumes_with_its_default():
+    """Workdirs written before `train.ema_decay` existed: absent = the default (0.0, off)."""
+    current = config_to_dict(tiny_config())
+    older = copy.deepcopy(current)
+    del older["train"]["ema_decay"]
+    assert config_differences(older, current) == []
+    with_ema = config_to_dict(tiny_config("train.ema_decay=0.999"))
+    assert [d.split(":")[0] for d in config_differences(older, with_ema)] == ["train.ema_decay"]
+    removed = copy.deepcopy(current)
+    removed["train"]["old_field"] = 1  # a field since removed: reported, not hidden
+    assert [d.split(":")[0] for d in config_differences(removed, current)] == ["train.old_field"]
 
 
 def test_unknown_family_lists_close_names():
