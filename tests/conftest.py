@@ -83,3 +83,23 @@ def cheap_cycle_features(monkeypatch):
     from egan_jax import evaluate_i2i
 
     monkeypatch.setattr(evaluate_i2i, "feature_network", lambda c, d=None: (_Statistics(), "stat"))
+
+
+@pytest.fixture(scope="module")
+def classifier_key_file(tmp_path_factory):
+    """A fixed owner key file (secret bytes 3..34) for the classifier-family tests."""
+    from egan_jax.keys import SecretKey
+
+    path = tmp_path_factory.mktemp("keys") / "owner.key"
+    SecretKey.from_bytes(bytes(range(3, 35))).save(path)
+    return path
+
+
+def classifier_config(key_file, tiny: tuple[str, ...], *overrides: str):
+    """The classifier family's default config with ``tiny`` sizes, ``key_file``, ``overrides``."""
+    from egan_jax.config import apply_overrides
+    from egan_jax.families import classifier
+
+    return apply_overrides(
+        classifier.default_config(), [*tiny, f"model.transform.key_file={key_file}", *overrides]
+    )

@@ -8,12 +8,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import classifier_config
 from flax import nnx
 
 from egan_jax import classifier_attacks as attacks
 from egan_jax.classifier_eval import transformed
 from egan_jax.classifier_lock import block_matrix
-from egan_jax.config import apply_overrides
 from egan_jax.data import to_float
 from egan_jax.errors import ConfigError
 from egan_jax.families import classifier
@@ -30,16 +30,12 @@ TINY = (
 
 
 @pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("keys") / "owner.key"
-    SecretKey.from_bytes(bytes(range(3, 35))).save(path)
-    return path
+def key_file(classifier_key_file):
+    return classifier_key_file
 
 
 def _config(key_file, *overrides):
-    return apply_overrides(
-        classifier.default_config(), [*TINY, f"model.transform.key_file={key_file}", *overrides]
-    )
+    return classifier_config(key_file, TINY, *overrides)
 
 
 def test_key_space_sizes():

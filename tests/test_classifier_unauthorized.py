@@ -6,13 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import classifier_config
 from flax import nnx
 
 from egan_jax import classifier_unauthorized as unauthorized
 from egan_jax.config import apply_overrides
 from egan_jax.errors import ConfigError
 from egan_jax.families import classifier
-from egan_jax.keys import SecretKey
 
 TINY = (
     "data.name=lfw",
@@ -26,16 +26,12 @@ TINY = (
 
 
 @pytest.fixture(scope="module")
-def key_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("keys") / "owner.key"
-    SecretKey.from_bytes(bytes(range(3, 35))).save(path)
-    return path
+def key_file(classifier_key_file):
+    return classifier_key_file
 
 
 def _config(key_file, *overrides):
-    return apply_overrides(
-        classifier.default_config(), [*TINY, f"model.transform.key_file={key_file}", *overrides]
-    )
+    return classifier_config(key_file, TINY, *overrides)
 
 
 def test_uniform_kl_is_zero_only_for_equal_logits():
