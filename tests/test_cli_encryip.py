@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 # the tiny run of tests/test_families_encryip.py (the same config: its compiled steps are cached)
+from test_encryip_parity import TINY as PARITY_TINY  # the parity check's tiny run
 from test_families_encryip import TINY
 
 from egan_jax import cli
@@ -237,20 +238,6 @@ def test_train_publish_decrypt_trace(tmp_path, capsys):
         run,
     )
     assert code != 0 and "classifier" in err and "model.transform.steps" in err
-
-
-# the parity check's tiny run (tests/test_encryip_parity.py): 8x8 digits, 6 steps per fold
-PARITY_TINY = (
-    "data.image_size=8",
-    "model.width=8",
-    "model.per_class=2",
-    "model.num_fakes=8",
-    "model.codebook_label=tiny",
-    "loss.triggers_per_step=4",
-    "train.batch_size=16",
-    "train.steps=6",
-    "optim.learning_rate=0.01",
-)
 
 
 @pytest.fixture(scope="module")
