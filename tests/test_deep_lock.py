@@ -48,8 +48,9 @@ def test_make_lock_without_key_is_identity_and_repr_hides_material():
 
 
 def test_attached_restores_previous_lock():
-    class Module:
-        deep_lock = NO_LOCK
+    class Module:  # an instance attribute, as in the models (a class attribute would bind)
+        def __init__(self):
+            self.deep_lock = NO_LOCK
 
     module, lock = Module(), make_lock(KEY, SITES)
     with attached(module, lock):
