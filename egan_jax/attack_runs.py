@@ -41,13 +41,14 @@ def _context(workdir: Path, key: SecretKey | None, cache_dir: str | None, check_
     """Config, models, key and scorer of a protected workdir (the key check is skipped for
     attacks run without the key)."""
     from egan_jax.config import read_config
-    from egan_jax.families.egan_dcgan import load_key
+    from egan_jax.families.egan_dcgan import attach_key, load_key
     from egan_jax.train import load_trained
 
     config = read_config(Path(workdir) / "config.json")
     key = key or (load_key(config) if check_key else None)
     fingerprint = key.fingerprint if (key is not None and check_key) else None
     config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
+    attach_key(models["generator"], config, key)  # the owner's deep lock (none without the key)
     return config, models, key, FrechetScorer(config, cache_dir=cache_dir)
 
 

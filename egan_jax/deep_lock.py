@@ -101,6 +101,31 @@ def make_lock(key: SecretKey | None, sites: Mapping[str, int]):
     return DeepLock.from_key(key, sites)
 
 
+def lock_arrays(lock, sites: Mapping[str, int]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(permutation int32, signs float32) per site — the identity where `lock` has no material — to
+    pass into one jitted function as arguments, so that evaluating many keys compiles once."""
+    out = {}
+    for site, c in sites.items():
+        material = lock.materials.get(site) if isinstance(lock, DeepLock) else None
+        if material is None:
+            out[site] = (np.arange(c, dtype=np.int32), np.ones(c, np.float32))
+        else:
+            out[site] = (material.permutation.astype(np.int32), material.signs.astype(np.float32))
+    return out
+
+
+def from_arrays(arrays: Mapping[str, tuple[jax.Array, jax.Array]]):
+    """A lock callable over `lock_arrays` output (possibly traced), for use inside `jit`."""
+
+    def lock(site: str, h: jax.Array) -> jax.Array:
+        if site not in arrays:
+            return h
+        permutation, signs = arrays[site]
+        return jnp.take(h, permutation, axis=-1) * signs.astype(h.dtype)
+
+    return lock
+
+
 @contextlib.contextmanager
 def attached(module, lock) -> Iterator[None]:
     """Run `module` (anything with a ``deep_lock`` attribute) with `lock` for the block's duration."""

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from egan_jax import deep_lock
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
 from egan_jax.feature_lock import lock_arrays
@@ -119,34 +120,49 @@ def make_generate(
     """`(variant, z) -> images` in eval mode, compiled once for all variants of the design.
 
     Latent variants are applied outside the compiled generator; feature variants enter it as
-    array arguments (permutation, signs, offsets), so no variant recompiles.
+    array arguments (permutation, signs, offsets), so no variant recompiles; so does the deep lock
+    (`model.deep_lock`): each keyed variant runs with its own key's, near-miss materials with the
+    owner's, the thief's inputs (no key, the plain model) with none.
     """
-    from egan_jax.families.egan_dcgan import design, feature_hook, locked
+    from egan_jax.families.egan_dcgan import deep_sites, design, feature_hook, locked
 
     generator.eval()
-    graphdef, state = nnx.split(generator)
+    owner_lock, sites = generator.deep_lock, deep_sites(config)
+    with deep_lock.attached(generator, deep_lock.NO_LOCK):  # the deep lock enters as arrays
+        graphdef, state = nnx.split(generator)
     kind = design(config).kind
 
     @jax.jit
-    def plain(state, z):
-        return nnx.merge(graphdef, state)(z)
+    def run(state, z, deep):
+        model = nnx.merge(graphdef, state)
+        with deep_lock.attached(model, deep_lock.from_arrays(deep)):
+            return model(z)
 
     @jax.jit
-    def featured(state, z, permutation, signs, offsets):
+    def featured(state, z, permutation, signs, offsets, deep):
         model = nnx.merge(graphdef, state)
         hook = lambda h: jnp.take(h + offsets, permutation, axis=-1) * signs
         with feature_hook(model, locked(model, hook, kind)):
-            return model(z)
+            with deep_lock.attached(model, deep_lock.from_arrays(deep)):
+                return model(z)
 
     channels = 8 * config.model.width
 
+    def variant_lock(variant: Variant):
+        """A keyed variant's own deep lock; the owner's for his near-miss materials; none for
+        the thief's inputs (no key, plain model, estimated)."""
+        if variant.key is not None:
+            return deep_lock.make_lock(variant.key, sites)
+        return owner_lock if variant.kind == "near_material" else deep_lock.NO_LOCK
+
     def generate(variant: Variant, z: np.ndarray) -> np.ndarray:
+        deep = deep_lock.lock_arrays(variant_lock(variant), sites)
         if variant.kind == "plain":
-            return np.asarray(plain(state, jnp.asarray(z)))
+            return np.asarray(run(state, jnp.asarray(z), deep))
         if kind == "latent":
-            return np.asarray(plain(state, jnp.asarray(variant.apply(jnp.asarray(z)))))
+            return np.asarray(run(state, jnp.asarray(variant.apply(jnp.asarray(z))), deep))
         permutation, signs, offsets = lock_arrays(variant.material, channels)
-        return np.asarray(featured(state, jnp.asarray(z), permutation, signs, offsets))
+        return np.asarray(featured(state, jnp.asarray(z), permutation, signs, offsets, deep))
 
     return generate
 
@@ -211,7 +227,7 @@ def evaluate_workdir(
     key raises `KeyMismatchError`. Runs with a generator EMA (`train.ema_decay > 0`) are evaluated
     with their EMA generators (the baseline's too) unless `use_ema=False`.
     """
-    from egan_jax.families.egan_dcgan import load_key
+    from egan_jax.families.egan_dcgan import attach_key, load_key
     from egan_jax.train import load_trained, sample_images
 
     workdir = Path(workdir)
@@ -224,6 +240,7 @@ def evaluate_workdir(
         )
     key = key or load_key(config)
     config, models, step = load_trained(workdir, key_fingerprint=key.fingerprint, use_ema=use_ema)
+    attach_key(models["generator"], config, key)
     n = num_samples or config.eval.num_samples
     scorer = FrechetScorer(config, cache_dir=cache_dir)
     rows, previews = protection_rows(

@@ -160,6 +160,9 @@ class Variant:
     apply: Apply
     fingerprint: str | None
     material: Any = None  # the transform's material (None: identity), e.g. for array-form use
+    # the key the material came from (random and near-miss keys; None otherwise): material of
+    # other sites, e.g. a deep lock's, is derived from it
+    key: SecretKey | None = dataclasses.field(default=None, repr=False, compare=False)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +194,9 @@ def make_variants(
     """
     adapter = get_adapter(kind)
     owner = adapter.make(key, config)
-    authorized = Variant("correct key", "authorized", _bind(adapter, owner), key.fingerprint, owner)
+    authorized = Variant(
+        "correct key", "authorized", _bind(adapter, owner), key.fingerprint, owner, key=key
+    )
     rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 0x6E6B]))
     out: list[Variant] = []
     if spec.no_key:
@@ -206,6 +211,7 @@ def make_variants(
                 _bind(adapter, material),
                 other.fingerprint,
                 material,
+                key=other,
             )
         )
     bits = (
@@ -216,7 +222,12 @@ def make_variants(
         material = adapter.make(near, config)
         out.append(
             Variant(
-                f"near key {i}", "near_key", _bind(adapter, material), near.fingerprint, material
+                f"near key {i}",
+                "near_key",
+                _bind(adapter, material),
+                near.fingerprint,
+                material,
+                key=near,
             )
         )
     for i in range(spec.near_materials):

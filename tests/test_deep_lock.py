@@ -4,7 +4,15 @@ import jax
 import numpy as np
 import pytest
 
-from egan_jax.deep_lock import NO_LOCK, DeepLock, attached, check_sites, make_lock
+from egan_jax.deep_lock import (
+    NO_LOCK,
+    DeepLock,
+    attached,
+    check_sites,
+    from_arrays,
+    lock_arrays,
+    make_lock,
+)
 from egan_jax.errors import ConfigError
 from egan_jax.keys import SecretKey
 
@@ -66,3 +74,11 @@ def test_check_sites_names_the_bad_site():
         check_sites(["c"], ["a", "b"], field="model.deep_lock")
     with pytest.raises(ConfigError, match="twice"):
         check_sites(["a", "a"], ["a", "b"], field="model.deep_lock")
+
+
+def test_array_form_matches_the_lock_and_identity_without_one():
+    lock = DeepLock.from_key(KEY, SITES)
+    h = jax.random.normal(jax.random.key(1), (2, 5, 8))
+    run = jax.jit(lambda arrays, h: from_arrays(arrays)("block1", h))
+    np.testing.assert_array_equal(run(lock_arrays(lock, SITES), h), lock("block1", h))
+    np.testing.assert_array_equal(run(lock_arrays(NO_LOCK, SITES), h), h)

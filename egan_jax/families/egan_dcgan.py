@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from egan_jax import protection, watermark
+from egan_jax import deep_lock, protection, watermark
 from egan_jax.config import Config, DataConfig, OptimConfig, TrainConfig
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, adam_optimizers
@@ -55,6 +55,7 @@ from egan_jax.families.egan_dcgan_config import (  # re-exported: configs import
     WatermarkConfig,
 )
 from egan_jax.keys import SecretKey
+from egan_jax.models import dcgan as dcgan_models
 from egan_jax.unauthorized import (
     UnauthorizedSpec,
     Variant,
@@ -124,6 +125,7 @@ def _check(config: Config) -> None:
             f"loss.unauthorized.fresh_near needs a feature design (feature_perm, feature_lock), "
             f"not {m.design!r}; set fresh_near=0 for latent designs"
         )
+    deep_lock.check_sites(m.deep_lock, dcgan_models.GENERATOR_SITES, field="model.deep_lock")
     protection.compose(objective_config(config))  # validates names, raises ConfigError
 
 
@@ -237,7 +239,24 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
         watermark.embed_signature_init(models["generator"], watermark.signature_bits(wm.signature))
     if design(config).kind == "feature_lock":
         models["generator"].key_lock = KeyLock(jnp.asarray(_lock_value(config)))
+    path = config.model.key_file
+    if path is None or Path(path).exists():  # absent: restored without the key (a thief)
+        attach_key(models["generator"], config, load_key(config))
     return models
+
+
+def attach_key(generator: nnx.Module, config: Config, key: SecretKey | None) -> None:
+    """Give `generator` the deep lock of `key` at the config's sites (`NO_LOCK` for None)."""
+    generator.deep_lock = deep_lock.make_lock(key, deep_sites(config))
+
+
+def deep_sites(config: Config) -> dict[str, int]:
+    """The config's deep-lock sites and their channel counts."""
+    sites = deep_lock.check_sites(
+        config.model.deep_lock, dcgan_models.GENERATOR_SITES, field="model.deep_lock"
+    )
+    channels = dcgan_models.generator_site_channels(config.model.width)
+    return {site: channels[site] for site in sites}
 
 
 def _lock_value(config: Config):

@@ -22,6 +22,9 @@ class ModelConfig:
     region_margin: float = 2.0  # latent_halfspace: ⟨u, z⟩ > margin
     feature_signs: bool = True  # feature_perm / feature_lock: also flip key-chosen channel signs
     offset_gap: float = 16.0  # feature_lock: the smallest gap between two key offsets
+    # generator sites (models.dcgan.GENERATOR_SITES) with a deep lock: key permutations + signs
+    # derived when the owner builds the model, never stored (egan_jax.deep_lock)
+    deep_lock: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

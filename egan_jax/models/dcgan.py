@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from egan_jax.deep_lock import NO_LOCK
 from egan_jax.errors import ConfigError
 from egan_jax.models.layers import SpectralNormConv, SpectralNormLinear
 from egan_jax.models.resample import UPSAMPLERS
@@ -37,6 +38,14 @@ def _check_sizes(image_size: int, channels: int, width: int) -> None:
         )
 
 
+GENERATOR_SITES = ("linear", "block1", "block2", "block3")
+
+
+def generator_site_channels(width: int) -> dict[str, int]:
+    """Channels of each `GENERATOR_SITES` feature map of a width-`width` generator."""
+    return dict(zip(GENERATOR_SITES, (8 * width, 4 * width, 2 * width, width), strict=True))
+
+
 class Generator(nnx.Module):
     """z [N, latent_dim] -> images [N, image_size, image_size, channels] in [-1, 1].
 
@@ -44,7 +53,9 @@ class Generator(nnx.Module):
     a 3×3 conv to `channels` and tanh. `feature_transform` is applied to the first feature map
     (right after the linear layer, [N, s, s, 8w]) and defaults to identity; EGAN inserts keyed
     feature-map permutations there. `upsample` picks the ×2 layer: "vjp" (fast custom-VJP
-    `Upsample2x`) or "conv_transpose" (stock `nnx.ConvTranspose`).
+    `Upsample2x`) or "conv_transpose" (stock `nnx.ConvTranspose`). `deep_lock` (`egan_jax.deep_lock`,
+    identity by default) is called at each of `GENERATOR_SITES`: the first feature map and the output
+    of each block.
     """
 
     def __init__(
@@ -75,6 +86,7 @@ class Generator(nnx.Module):
         )
         self.norms = nnx.List([nnx.BatchNorm(widths[i + 1], rngs=rngs) for i in range(3)])
         self.to_image = nnx.Conv(width, channels, kernel_size=(3, 3), padding="SAME", rngs=rngs)
+        self.deep_lock = NO_LOCK
 
     def __call__(
         self, z: jax.Array, *, return_features: bool = False
@@ -83,10 +95,10 @@ class Generator(nnx.Module):
         chex.assert_axis_dimension(z, 1, self.latent_dim)
         features: dict[str, jax.Array] = {}
         h = self.linear(z).reshape(z.shape[0], self.start, self.start, 8 * self.width)
-        h = self.feature_transform(h)
+        h = self.deep_lock("linear", self.feature_transform(h))
         features["linear"] = h
         for i, (up, norm) in enumerate(zip(self.ups, self.norms, strict=True)):
-            h = jax.nn.relu(norm(up(h)))
+            h = self.deep_lock(f"block{i + 1}", jax.nn.relu(norm(up(h))))
             features[f"block{i + 1}"] = h
         images = jnp.tanh(self.to_image(h))
         if return_features:
