@@ -188,9 +188,13 @@ def _thief_run(source, workdir: Path, name: str, steps: int | None, **kwargs):
     return train_and_evaluate(attack, workdir / "attacks" / f"run_{name}"), attack
 
 
-def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None):
+def attack_finetune(
+    workdir, *, key=None, num_samples=500, seed=0, cache_dir=None, steps=None, lr_scale=0.1
+):
     """Fine-tuning without the key (with / without the discriminator) vs the from-scratch thief;
-    also whether the owner's key and watermarks still work on the fine-tuned generator."""
+    also whether the owner's key and watermarks still work on the fine-tuned generator.
+    `lr_scale`: the thief's learning rate as a multiple of the owner's (the issue's 0.1; a thief
+    may also try 1); rows and runs of another scale are stored apart (`finetune_lr<scale>`)."""
     from egan_jax.config import read_config
     from egan_jax.families.egan_dcgan import load_key, variants
 
@@ -202,15 +206,21 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
     authorized = variants(source, key).authorized
     rows = []
     settings = (("with D", True, False), ("without D", False, False), ("from scratch", True, True))
+    suffix = "" if lr_scale == 0.1 else f"_lr{lr_scale:g}"
     for label, keep_d, scratch in settings:
+        if scratch and suffix:  # the from-scratch thief does not depend on the fine-tuning lr
+            continue
         result, _ = _thief_run(
             source,
             workdir,
-            label.replace(" ", "_"),
+            label.replace(" ", "_") + suffix,
             steps,
             keep_discriminator=keep_d,
             from_scratch=scratch,
+            lr_scale=lr_scale,
         )
+        label = label if scratch else f"{label}, lr × {lr_scale:g}"
+
         generator = result.models["generator"]
         generate = make_generate(source, generator)
         rows.append(  # the thief trained and runs the plain model
@@ -231,7 +241,7 @@ def attack_finetune(workdir, *, key=None, num_samples=500, seed=0, cache_dir=Non
                     **checks,
                 }
             )
-    _save_rows(workdir, "finetune", rows)
+    _save_rows(workdir, "finetune" + suffix, rows)
     return rows
 
 

@@ -237,8 +237,10 @@ def finetune_config(
     keep_discriminator: bool = True,
     from_scratch: bool = False,
     overwrite_watermark: bool = False,
+    lr_scale: float = 0.1,
 ) -> Config:
-    """The thief's run: unkeyed latents, lr × 0.1, half the steps, a `data_fraction` of the data.
+    """The thief's run: unkeyed latents, lr × `lr_scale` (the issue's 0.1), half the steps, a
+    `data_fraction` of the data.
 
     `from_scratch=True` is the comparison attacker: the same data and step budget, random init, the
     original learning rate (a fair from-scratch run; fine-tuning's small lr is for keeping a model).
@@ -261,7 +263,7 @@ def finetune_config(
     optim = (
         source.optim
         if from_scratch
-        else dataclasses.replace(source.optim, learning_rate=source.optim.learning_rate * 0.1)
+        else dataclasses.replace(source.optim, learning_rate=source.optim.learning_rate * lr_scale)
     )
     return dataclasses.replace(
         source,

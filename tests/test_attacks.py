@@ -96,6 +96,21 @@ def test_finetune_config_follows_the_threat_model():
     assert dataclasses.asdict(overwrite.model) == dataclasses.asdict(
         attacks.finetune_config(source, "/tmp/stolen").model
     )
+    bold = attacks.finetune_config(source, "/tmp/stolen", lr_scale=1.0)
+    assert bold.optim.learning_rate == source.optim.learning_rate
+    assert bold.train == attack.train
+
+
+def test_lr_scale_flag_is_refused_where_it_does_not_apply(tmp_path, capsys):
+    from egan_jax.cli import main
+    from egan_jax.config import save_config
+    from egan_jax.families.egan_dcgan import default_config
+
+    save_config(default_config(), tmp_path / "config.json")
+    for argv in (["prune", "--lr-scale", "1"], ["finetune", "--lr-scale", "0"]):
+        assert main(["attack", *argv, "--workdir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "--lr-scale applies to `egan attack finetune`" in err and "must be > 0" in err
 
 
 def test_attacker_data_subset_is_a_seeded_tenth():

@@ -83,6 +83,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     attack.add_argument(
         "--steps", type=int, default=None, help="estimate/finetune/overwrite: steps"
     )
+    attack.add_argument(
+        "--lr-scale",
+        type=float,
+        default=None,
+        help="finetune on an egan_dcgan run: the thief's lr as a multiple of the owner's "
+        "(default 0.1, the protocol's; try 1 for a bolder thief)",
+    )
     attack.set_defaults(func=run_attack)
 
 
@@ -168,6 +175,7 @@ def _finetune(args):
         seed=args.seed,
         cache_dir=args.cache_dir,
         steps=args.steps,
+        lr_scale=0.1 if args.lr_scale is None else args.lr_scale,
     )
 
 
@@ -193,9 +201,25 @@ ATTACKS = {
 }
 
 
+def _check_lr_scale(args: argparse.Namespace) -> None:
+    from egan_jax.config import read_config
+    from egan_jax.errors import ConfigError
+
+    family = read_config(Path(args.workdir) / "config.json").family
+    if family != "egan_dcgan" or args.attack != "finetune":
+        raise ConfigError(
+            f"--lr-scale applies to `egan attack finetune` on an egan_dcgan run, not to "
+            f"`{args.attack}` on a {family!r} run; drop the flag"
+        )
+    if not args.lr_scale > 0:
+        raise ConfigError(f"--lr-scale must be > 0, got {args.lr_scale}")
+
+
 def run_attack(args: argparse.Namespace) -> int:
     from egan_jax.cli import classifier_cmd
 
+    if args.lr_scale is not None:
+        _check_lr_scale(args)
     if classifier_cmd.is_classifier_run(args.workdir):  # finetune, estimate, search
         return classifier_cmd.run_attack(args)
     from egan_jax import evaluate_i2i
