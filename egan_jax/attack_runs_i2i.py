@@ -28,6 +28,7 @@ from flax import nnx
 
 from egan_jax.attack_runs import PRUNE_FRACTIONS
 from egan_jax.config import Config, read_config
+from egan_jax.deep_lock import NO_LOCK
 from egan_jax.keys import SecretKey
 
 ATTACKS = ("prune", "search", "finetune", "estimate")
@@ -46,7 +47,9 @@ def _load(workdir: Path, key: SecretKey | None, check_key: bool):
     fingerprint = key.fingerprint if check_key else None
     config, models, _ = load_trained(workdir, key_fingerprint=fingerprint)
     if not check_key:  # the thief has the weights, not the owner's feature key (identity hook)
-        models[task_of(config).keyed_role].feature_key = None
+        generator = models[task_of(config).keyed_role]  # nor the deep lock the key supplies
+        generator.feature_key = None
+        generator.generator.deep_lock = NO_LOCK
     return config, models, key
 
 
@@ -215,8 +218,15 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
     """Fine-tuning on raw inputs with / without the stolen discriminator vs from scratch; the
     owner's correct key on each fine-tuned generator."""
     from egan_jax.attacks_i2i import task_of
+    from egan_jax.deep_lock import attached
     from egan_jax.evaluate_i2i import forward_fn
-    from egan_jax.families.egan_image import load_key, paired_variants, uses_feature_key, variants
+    from egan_jax.families.egan_image import (
+        load_key,
+        owner_deep_lock,
+        paired_variants,
+        uses_feature_key,
+        variants,
+    )
 
     workdir = Path(workdir)
     source = read_config(workdir / "config.json")
@@ -232,7 +242,9 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
         forward = forward_fn(result.models[task.keyed_role])
         note = f"{attack.train.steps} steps, lr {attack.optim.learning_rate:g}"
         rows.append(_row(f"fine-tune {label} (no key)", "attack_finetune", scorer(forward), note))
-        owner = forward_fn(result.models[task.keyed_role], feature=owner_feature)
+        stolen = result.models[task.keyed_role]  # the owner runs it with the deep lock of the key
+        with attached(stolen.generator, owner_deep_lock(source, key)):
+            owner = forward_fn(stolen, feature=owner_feature)
         rows.append(_row(f"fine-tune {label} (owner's correct key)", "attack_finetune",
                          scorer(owner, authorized)))  # fmt: skip
     rows.append(_scratch_row(source, workdir, scorer, steps))

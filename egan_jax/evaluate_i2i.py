@@ -86,6 +86,15 @@ def forward_fn(
     return forward
 
 
+def wrapper_deleted_fn(keyed: nnx.Module, batch: int = 16) -> Callable[[np.ndarray], np.ndarray]:
+    """A white-box thief's forward: the stolen inner generator with neither the wrapper (input
+    map, input / feature locks) nor the deep lock, which only the owner's key supplies."""
+    from egan_jax.families.egan_image import without_deep_lock
+
+    with without_deep_lock(keyed):  # forward_fn captures the module as it is now
+        return forward_fn(keyed.generator, batch)
+
+
 def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
     from egan_jax.families.egan_image import variants
 
@@ -167,7 +176,7 @@ def sr_rows(config, models, key, spec, baseline: Path | None):
     for name, kind, image, feature in _sr_inputs(config, key, spec):
         add(name, kind, forward_fn(generator, feature=feature)(np.asarray(image(raw))))
     if models["generator"].adapter is not None:  # a white-box thief deletes the input map
-        add(ADAPTER_REMOVED, "adapter_removed", forward_fn(models["generator"].generator)(raw))
+        add(ADAPTER_REMOVED, "adapter_removed", wrapper_deleted_fn(models["generator"])(raw))
     return rows, previews
 
 
@@ -262,7 +271,7 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
         rows.append(row(name, kind, fake_b, g_ba))
         previews[name] = fake_b[:PREVIEWS]
     if models["generator_ab"].adapter is not None:  # a white-box thief deletes the input map
-        fake_b = forward_fn(models["generator_ab"].generator)(test_a)
+        fake_b = wrapper_deleted_fn(models["generator_ab"])(test_a)
         rows.append(row(ADAPTER_REMOVED, "adapter_removed", fake_b, g_ba))
         previews[ADAPTER_REMOVED] = fake_b[:PREVIEWS]
     return rows, previews, metric

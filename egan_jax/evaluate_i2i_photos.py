@@ -35,7 +35,7 @@ def held_out_photos(config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def photo_rows(workdir: str | Path, baseline: str | Path | None, random_keys: int = 10):
     from egan_jax.data import to_float, to_uint8
-    from egan_jax.evaluate_i2i import _sr_inputs, forward_fn
+    from egan_jax.evaluate_i2i import _sr_inputs, forward_fn, wrapper_deleted_fn
     from egan_jax.families.egan_image import load_key
     from egan_jax.image_quality import bicubic_upscale, sr_scores
     from egan_jax.train import load_trained
@@ -74,7 +74,7 @@ def photo_rows(workdir: str | Path, baseline: str | Path | None, random_keys: in
         forward = keyed if feature is None else forward_fn(models["generator"], 1, feature)
         add(name, kind, [forward(np.asarray(image(to_float(lr[None])))) for lr, _ in pairs])
     if models["generator"].adapter is not None:
-        forward = forward_fn(models["generator"].generator, batch=1)
+        forward = wrapper_deleted_fn(models["generator"], batch=1)
         add(
             "input map deleted", "adapter_removed", [forward(to_float(lr[None])) for lr, _ in pairs]
         )

@@ -49,6 +49,7 @@ from egan_jax.families.egan_dcgan import (
     load_key,
     objective_config,
 )
+from egan_jax.families.egan_image_deep import deep_sites, owner_deep_lock, without_deep_lock
 from egan_jax.transforms.compose import validate_config
 from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix, training_spec
 
@@ -58,14 +59,17 @@ __all__ = [
     "SelfAdversarialConfig",
     "UnauthorizedConfig",
     "check_protection",
+    "deep_sites",
     "key_fingerprint",
     "keyed_optimizer",
     "paired_variants",
     "load_key",
     "objective_config",
+    "owner_deep_lock",
     "transform_config",
     "unauthorized_features",
     "variants",
+    "without_deep_lock",
 ]
 
 FEATURE_KINDS = ("output", "generator", "discriminator")
@@ -83,6 +87,9 @@ class KeyConfig:
     adapter_lr_scale: float = 100.0
     # also push G without its adapter (raw input) away, so that deleting the adapter is no bypass
     adapter_bypass: bool = True
+    # generator sites (`deep_sites`) with a deep lock: key permutations + signs derived when the
+    # owner builds the model, never stored (`egan_jax.deep_lock`); () = none
+    deep_lock: tuple[str, ...] = ()
 
 
 def transform_config(config: Config) -> dict:
@@ -106,6 +113,7 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
                 f"the generator's input is {size} px, not a multiple of model.block={m.block}; "
                 "pick a block size that divides it (e.g. 4) or change data.image_size"
             )
+    deep_sites(config)  # unknown or repeated site names: a ConfigError naming the valid ones
     if not m.adapter_lr_scale > 0:
         raise ConfigError(f"model.adapter_lr_scale must be positive, got {m.adapter_lr_scale}")
     if not 0 < u.fraction <= 1:
@@ -277,6 +285,7 @@ def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerat
         )
         beta = lock.offsets(load_key(config), m.block, config.data.channels)
         model.input_lock = KeyLock(jnp.asarray(lock.lock_value(plain, beta)))
+    generator.deep_lock = owner_deep_lock(config)  # from the key at build time; never stored
     return model
 
 
@@ -324,9 +333,15 @@ def unauthorized_features(
         x_u, _ = mix(unauthorized, x[:count], key)
         pairs = [(slice(0, count), generator, x_u)]
     if config.model.adapter and config.model.adapter_bypass:
-        # a thief who deletes the wrapper: no input map and no feature key (identity hook)
+        # a thief who deletes the wrapper: no input map, no feature key (identity hook) and, as
+        # anyone who builds the model without the key, no deep lock
         bypass = max(1, count // (len(unauthorized) + 1))
-        pairs.append((slice(0, bypass), generator.generator, x[:bypass]))
+
+        def wrapper_deleted(inputs, return_features):
+            with without_deep_lock(generator.generator):
+                return generator.generator(inputs, return_features=return_features)
+
+        pairs.append((slice(0, bypass), wrapper_deleted, x[:bypass]))
     needed = protection.required_features(objective_config(config))
     name = sa.generator_feature
     auth, unauth = {kind: [] for kind in needed}, {kind: [] for kind in needed}

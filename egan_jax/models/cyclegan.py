@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from egan_jax.deep_lock import NO_LOCK
 from egan_jax.errors import ConfigError
 from egan_jax.models.layers import NarrowOutputConv, check_channels_and_width
 from egan_jax.models.resample import Stride2Conv, Upsample2x
@@ -39,6 +40,21 @@ KERNEL_INIT = nnx.initializers.normal(0.02)
 
 def _identity(x: jax.Array) -> jax.Array:
     return x
+
+
+def generator_site_channels(*, width: int, num_blocks: int) -> dict[str, int]:
+    """The generator's deep-lock sites (`egan_jax.deep_lock`) and their channel counts.
+
+    ``down{i}``: after down-sampling conv i + instance norm + ReLU; ``block{i}``: inside residual
+    block i's branch, after its first conv + norm + ReLU, before the second conv; ``up{i}``: after
+    up-sampler i + norm + ReLU. A permutation + sign flip there re-labels the next conv's input
+    weights (instance norm has no affine and is odd, so at ``down2`` — the start of the residual
+    stream — it re-labels the whole trunk), so the owner's locked network trains as a plain one.
+    """
+    sites = {"down1": 2 * width, "down2": 4 * width}
+    sites.update({f"block{i + 1}": 4 * width for i in range(num_blocks)})
+    sites.update({"up1": 2 * width, "up2": width})
+    return sites
 
 
 def instance_norm(x: jax.Array, *, epsilon: float = 1e-5) -> jax.Array:
@@ -76,8 +92,9 @@ class ResnetBlock(nnx.Module):
         self.conv1 = _conv(width, width, 3, rngs)
         self.conv2 = _conv(width, width, 3, rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = jax.nn.relu(instance_norm(self.conv1(reflect_pad(x, 1))))
+    def __call__(self, x: jax.Array, lock: FeatureTransform = _identity) -> jax.Array:
+        """`lock`: the deep lock of this block's site, applied inside the branch."""
+        h = lock(jax.nn.relu(instance_norm(self.conv1(reflect_pad(x, 1)))))
         return x + instance_norm(self.conv2(reflect_pad(h, 1)))
 
 
@@ -92,7 +109,11 @@ class ResizeConvUpsample(nnx.Module):
 
 
 class Generator(nnx.Module):
-    """ResNet generator: c7s1-w, d2w, d4w, `num_blocks`×R4w, u2w, uw, c7s1-C, tanh."""
+    """ResNet generator: c7s1-w, d2w, d4w, `num_blocks`×R4w, u2w, uw, c7s1-C, tanh.
+
+    `deep_lock` (`egan_jax.deep_lock`; identity by default, an instance attribute set by the EGAN
+    family from the owner's key, never stored) is called at each `generator_site_channels` site.
+    """
 
     def __init__(
         self,
@@ -129,6 +150,7 @@ class Generator(nnx.Module):
             make_up = lambda cin, cout: ResizeConvUpsample(cin, cout, rngs=rngs)
         self.ups = nnx.List([make_up(4 * width, 2 * width), make_up(2 * width, width)])
         self.tail = NarrowOutputConv(width, channels, 7, kernel_init=KERNEL_INIT, rngs=rngs)
+        self.deep_lock = NO_LOCK
 
     def __call__(
         self, x: jax.Array, *, return_features: bool = False
@@ -144,14 +166,15 @@ class Generator(nnx.Module):
         h = jax.nn.relu(instance_norm(self.head(reflect_pad(x, 3))))
         h = self.feature_transform(h)
         features["head"] = h
+        lock = self.deep_lock
         for i, down in enumerate(self.downs):
-            h = jax.nn.relu(instance_norm(down(h)))
+            h = lock(f"down{i + 1}", jax.nn.relu(instance_norm(down(h))))
             features[f"down{i + 1}"] = h
-        for block in self.blocks:
-            h = block(h)
+        for i, block in enumerate(self.blocks):
+            h = block(h, lambda t, site=f"block{i + 1}": lock(site, t))
         features["trunk"] = h
         for i, up in enumerate(self.ups):
-            h = jax.nn.relu(instance_norm(up(h)))
+            h = lock(f"up{i + 1}", jax.nn.relu(instance_norm(up(h))))
             features[f"up{i + 1}"] = h
         images = jnp.tanh(self.tail(reflect_pad(h, 3)))
         if return_features:

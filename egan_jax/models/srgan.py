@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from egan_jax.deep_lock import NO_LOCK
 from egan_jax.errors import ConfigError
 
 # narrow_output_conv lives in layers (CycleGAN uses it too); re-exported for srgan's callers.
@@ -44,6 +45,20 @@ NORMS = ("batch", "none")
 
 def _identity(x: jax.Array) -> jax.Array:
     return x
+
+
+def generator_site_channels(*, width: int, num_blocks: int, scale: int = 4) -> dict[str, int]:
+    """The generator's deep-lock sites (`egan_jax.deep_lock`) and their channel counts.
+
+    ``block{i}``: inside residual block i's branch, after conv + BN + PReLU and before the second
+    conv; ``up{i}``: after up-sampler i's PReLU, before the next conv. At each, a channel
+    permutation + sign flip is a re-labelling of the next conv's input weights (PReLU and BN are
+    per channel), so the owner's locked network trains as a plain one; the residual stream is
+    left alone.
+    """
+    sites = {f"block{i + 1}": width for i in range(num_blocks)}
+    sites.update({f"up{i + 1}": width for i in range(int(math.log2(scale)))})
+    return sites
 
 
 def depth_to_space(x: jax.Array, block: int) -> jax.Array:
@@ -117,8 +132,9 @@ class ResidualBlock(nnx.Module):
         self.conv2 = _conv(width, width, 3, rngs, bias=bias)
         self.bn2 = _norm(width, norm, rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        branch = _apply(self.bn2, self.conv2(self.act(_apply(self.bn1, self.conv1(x)))))
+    def __call__(self, x: jax.Array, lock: FeatureTransform = _identity) -> jax.Array:
+        """`lock`: the deep lock of this block's site, applied inside the branch."""
+        branch = _apply(self.bn2, self.conv2(lock(self.act(_apply(self.bn1, self.conv1(x))))))
         return x + branch if self.residual_scale == 1.0 else x + self.residual_scale * branch
 
 
@@ -152,6 +168,9 @@ class Generator(nnx.Module):
 
     `norm="none"` (EDSR, Lim et al. 2017: batch norm hurts SR) removes every batch norm of the
     generator; `residual_scale` multiplies each residual block's branch (EDSR: 0.1).
+
+    `deep_lock` (`egan_jax.deep_lock`; identity by default, an instance attribute set by the EGAN
+    family from the owner's key, never stored) is called at each `generator_site_channels` site.
     """
 
     def __init__(
@@ -203,6 +222,7 @@ class Generator(nnx.Module):
         )
         zeros = nnx.initializers.zeros if skip != "none" else None
         self.tail = NarrowOutputConv(width, channels, 9, padding=4, kernel_init=zeros, rngs=rngs)
+        self.deep_lock = NO_LOCK
 
     def __call__(
         self, lr: jax.Array, *, return_features: bool = False
@@ -213,12 +233,13 @@ class Generator(nnx.Module):
         head = self.feature_transform(self.head_act(self.head(lr)))
         features["head"] = head
         h = head
-        for block in self.blocks:
-            h = block(h)
+        lock = self.deep_lock
+        for i, block in enumerate(self.blocks):
+            h = block(h, lambda t, site=f"block{i + 1}": lock(site, t))
         h = head + _apply(self.trunk_bn, self.trunk_conv(h))
         features["trunk"] = h
         for i, up in enumerate(self.upsamplers):
-            h = up(h)
+            h = lock(f"up{i + 1}", up(h))
             features[f"up{i + 1}"] = h
         sr = self.tail(h)
         if self.output == "tanh":

@@ -1,0 +1,49 @@
+"""The deep lock of the protected image families (`model.deep_lock`; `egan_jax.deep_lock`).
+
+The owner's SRResNet / CycleGAN ResNet generator gets, when the EGAN family builds it with the key,
+a key permutation + sign flip of the channels at each listed site (`models.srgan` /
+`models.cyclegan` `generator_site_channels`: inside each residual block's branch, after the
+down-/up-sampling activations). Each is a re-labelling of the next conv's input weights, so the
+owner's network trains as a plain one; the material comes from the key file and is never in the
+checkpoint. Every build without the key — the thief's models in `attacks_i2i`, the "adapter
+removed" row of `egan evaluate` — runs the stolen weights with the channels of every locked site in
+the wrong order and sign.
+"""
+
+from __future__ import annotations
+
+from flax import nnx
+
+from egan_jax import deep_lock
+from egan_jax.config import Config
+from egan_jax.families.egan_dcgan import load_key
+
+
+def deep_sites(config: Config) -> dict[str, int]:
+    """The config's deep-lock sites of the protected generator and their channel counts."""
+    from egan_jax.models import cyclegan, srgan
+
+    m = config.model
+    if config.family.endswith("cyclegan"):
+        channels = cyclegan.generator_site_channels(width=m.width, num_blocks=m.num_blocks)
+    else:
+        channels = srgan.generator_site_channels(
+            width=m.width, num_blocks=m.num_blocks, scale=m.scale
+        )
+    sites = deep_lock.check_sites(
+        getattr(m, "deep_lock", ()), tuple(channels), field="model.deep_lock"
+    )
+    return {site: channels[site] for site in sites}
+
+
+def owner_deep_lock(config: Config, key=None):
+    """The owner's deep lock (`NO_LOCK` without sites); `key` defaults to the run's key."""
+    sites = deep_sites(config)
+    return deep_lock.make_lock(key or load_key(config), sites) if sites else deep_lock.NO_LOCK
+
+
+def without_deep_lock(model: nnx.Module):
+    """A context: `model` (a `KeyedGenerator` or a bare generator) runs without its deep lock —
+    what every build without the owner's key (a thief's) has."""
+    inner = getattr(model, "generator", model)
+    return deep_lock.attached(inner, deep_lock.NO_LOCK)
