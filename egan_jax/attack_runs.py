@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from egan_jax.errors import ConfigError
 from egan_jax.evaluate import (
     FrechetScorer,
     batched,
@@ -32,9 +33,10 @@ from egan_jax.evaluate import (
     watermark_note,
 )
 from egan_jax.keys import SecretKey
-from egan_jax.unauthorized import UnauthorizedSpec, Variant
+from egan_jax.unauthorized import UnauthorizedSpec
 
 PRUNE_FRACTIONS = (0.1, 0.3, 0.5, 0.7, 0.9)
+ESTIMATE_ADAPTERS = ("latent", "sites")
 
 
 def _context(workdir: Path, key: SecretKey | None, cache_dir: str | None, check_key: bool):
@@ -124,26 +126,38 @@ def attack_estimate(
     workdir,
     *,
     objective="discriminator",
+    adapter="latent",
     steps=300,
     batch_size=64,
     num_samples=500,
     seed=0,
     cache_dir=None,
 ):
-    """Key estimation: a latent adapter trained in front of the frozen stolen generator."""
-    from egan_jax.attacks import LatentAdapter, estimate_key
+    """Key estimation with the frozen stolen generator: a latent adapter in front of it
+    (`adapter="latent"`), or a learned channel map at every lock site (`"sites"`: the white-box
+    thief who knows where the feature lock and a deep lock sit)."""
+    from egan_jax import attacks
     from egan_jax.data import batch_at, load_images
-    from egan_jax.families.egan_dcgan import design
+    from egan_jax.models.dcgan import generator_site_channels
 
+    if adapter not in ESTIMATE_ADAPTERS:
+        raise ConfigError(f"unknown adapter {adapter!r}; valid: {list(ESTIMATE_ADAPTERS)}")
     config, models, _, scorer = _context(Path(workdir), None, cache_dir, False)
     images = load_images(
         "digits", split="train", image_size=config.data.image_size, channels=config.data.channels
     )
     real = lambda i: jnp.asarray(batch_at(images, i, batch_size=batch_size, seed=seed))
-    adapter = LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
-    history = estimate_key(
+    if adapter == "sites":
+        module = attacks.SiteAdapter(
+            generator_site_channels(config.model.width), rngs=nnx.Rngs(seed)
+        )
+        run = attacks.through_sites
+    else:
+        module = attacks.LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
+        run = attacks.through_latent
+    history = attacks.estimate_key(
         models["generator"],
-        adapter,
+        module,
         real_batches=real,
         latent_dim=config.model.latent_dim,
         steps=steps,
@@ -151,26 +165,24 @@ def attack_estimate(
         objective=objective,
         discriminator=models["discriminator"],
         seed=seed,
+        run=run,
     )
-    adapted = Variant("estimated", "attack_estimate", lambda z: adapter(z), None)
-    if design(config).kind != "latent":  # the adapter acts on z, before the feature hook
-        generator = models["generator"]
-        generator.eval()
-        z = jnp.asarray(latents(config, num_samples, seed))
-        images_out = np.asarray(nnx.jit(lambda g, a, z: g(a(z)))(generator, adapter, z))
-    else:
-        images_out = batched(
-            make_generate(config, models["generator"]), adapted, latents(config, num_samples, seed)
-        )
+    # the thief's plain model (no hook, no deep lock) with his adapter
+    generator = models["generator"]
+    generator.eval()
+    z = jnp.asarray(latents(config, num_samples, seed))
+    images_out = np.asarray(nnx.jit(run)(generator, module, z))
+    label = "" if adapter == "latent" else ", channel maps at the lock sites"
     rows = [
         {
-            "name": f"key estimation ({objective}, {steps} steps)",
+            "name": f"key estimation ({objective}{label}, {steps} steps)",
             "kind": "attack_estimate",
             "fd": scorer(images_out),
             "note": f"loss {history[0]:.3f} -> {history[-1]:.3f}",
         }
     ]
-    _save_rows(Path(workdir), f"estimate_{objective}", rows)
+    suffix = "" if adapter == "latent" else f"_{adapter}"
+    _save_rows(Path(workdir), f"estimate_{objective}{suffix}", rows)
     return rows
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from egan_jax import losses, watermark
+from egan_jax import deep_lock, losses, watermark
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, adam_optimizers
@@ -135,6 +135,43 @@ class BlockAdapter(nnx.Module):
         return y.reshape(n, h, w, c)
 
 
+class SiteAdapter(nnx.Module):
+    """One learned C×C channel map (+ bias) per generator site, identity at init.
+
+    Called as the generator's `deep_lock` (`site, h -> h`): the family of maps a deep lock, and the
+    feature lock's permutation + signs, live in — a white-box thief who knows where the locks sit
+    tries to learn them back (`egan attack estimate --adapter sites`).
+    """
+
+    def __init__(self, sites: dict[str, int], *, rngs: nnx.Rngs):
+        self.maps = nnx.Dict(
+            {
+                site: nnx.Linear(
+                    c,
+                    c,
+                    kernel_init=lambda _, shape, dtype: jnp.eye(*shape, dtype=dtype),
+                    rngs=rngs,
+                )
+                for site, c in sites.items()
+            }
+        )
+
+    def __call__(self, site: str, h: jax.Array) -> jax.Array:
+        return self.maps[site](h) if site in self.maps else h
+
+
+def through_latent(generator: nnx.Module, adapter: nnx.Module, z: jax.Array) -> jax.Array:
+    """G(adapter(z)): a latent adapter in front of the generator."""
+    return generator(adapter(z))
+
+
+def through_sites(generator: nnx.Module, adapter: SiteAdapter, z: jax.Array) -> jax.Array:
+    """G(z) with `adapter` at the generator's lock sites."""
+    # a closure: a module may not sit in the generator's static `deep_lock` attribute
+    with deep_lock.attached(generator, lambda site, h: adapter(site, h)):
+        return generator(z)
+
+
 def _pixel_mmd(fake: jax.Array, real: jax.Array) -> jax.Array:
     from egan_jax.protection import mmd_divergence
 
@@ -156,8 +193,11 @@ def estimate_key(
     discriminator: nnx.Module | None = None,
     learning_rate: float = 1e-3,
     seed: int = 0,
+    run: Callable[[nnx.Module, nnx.Module, jax.Array], jax.Array] = through_latent,
 ) -> list[float]:
-    """Train `adapter` (in place) in front of the frozen `generator`; returns the loss per step.
+    """Train `adapter` (in place) with the frozen `generator`; returns the loss per step.
+
+    `run(generator, adapter, z)` makes the images: `through_latent` (default) or `through_sites`.
 
     "discriminator" maximises the frozen stolen discriminator's hinge score of G(adapter(z));
     "pixels" minimises the Gaussian MMD between G(adapter(z)) and real images.
@@ -177,13 +217,13 @@ def estimate_key(
     def step(adapter, optimizer, generator, discriminator, real, key):
         z = jax.random.normal(key, (batch_size, latent_dim))
 
-        def loss_fn(adapter):
-            fake = generator(adapter(z))
+        def loss_fn(adapter, generator):  # generator an argument: `run` may set its hook
+            fake = run(generator, adapter, z)
             if objective == "discriminator":
                 return jnp.mean(losses.hinge_generator(discriminator(fake)))
             return _pixel_mmd(fake, real)
 
-        loss, grads = nnx.value_and_grad(loss_fn)(adapter)
+        loss, grads = nnx.value_and_grad(loss_fn)(adapter, generator)
         optimizer.update(adapter, grads)
         return loss
 

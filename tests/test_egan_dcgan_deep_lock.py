@@ -83,3 +83,55 @@ def test_bad_site_is_a_config_error_naming_the_field(keys):  # noqa: F811
     config = egan_config(keys["a"], "model.deep_lock=block9")
     with pytest.raises(ConfigError, match="model.deep_lock.*block9"):
         get_family("egan_dcgan").make_train_step(config)
+
+
+def test_site_adapter_starts_as_identity_and_can_express_the_owner_lock(keys):  # noqa: F811
+    from egan_jax import attacks
+    from egan_jax.models.dcgan import generator_site_channels
+
+    config = egan_config(keys["a"], "model.design=latent_offset", SITES)
+    generator = _models(config)["generator"]
+    generator.eval()
+    owner = generator.deep_lock
+    z = jax.random.normal(jax.random.key(3), (4, config.model.latent_dim))
+    adapter = attacks.SiteAdapter(generator_site_channels(config.model.width), rngs=nnx.Rngs(0))
+    run = nnx.jit(attacks.through_sites)
+    with deep_lock.attached(generator, deep_lock.NO_LOCK):
+        np.testing.assert_allclose(run(generator, adapter, z), _run(generator, z), atol=1e-6)
+    for site, material in owner.materials.items():  # out[k] = s_k h[p_k]: kernel[p_k, k] = s_k
+        kernel = np.zeros((material.channels,) * 2, np.float32)
+        kernel[material.permutation, np.arange(material.channels)] = material.signs
+        adapter.maps[site].kernel[...] = kernel
+    np.testing.assert_allclose(run(generator, adapter, z), _run(generator, z), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_deep_locked_run_attacks_store_their_rows(keys, tmp_path, monkeypatch):  # noqa: F811
+    from types import SimpleNamespace
+
+    from egan_jax import attack_runs
+    from egan_jax.train import load_trained, train_and_evaluate
+
+    config = egan_config(keys["a"], SITES)
+    train_and_evaluate(config, tmp_path / "run")
+    monkeypatch.setattr(attack_runs, "FrechetScorer", MeanScorer)
+    rows = attack_runs.attack_estimate(tmp_path / "run", adapter="sites", steps=2, num_samples=8)
+    assert "channel maps at the lock sites" in rows[0]["name"]
+    assert (tmp_path / "run" / "attacks" / "estimate_discriminator_sites.json").exists()
+    with pytest.raises(ConfigError, match="adapter"):
+        attack_runs.attack_estimate(tmp_path / "run", adapter="pixels", steps=1)
+    runs = []
+
+    def thief_run(source, workdir, name, steps, **kwargs):  # the thief's training stubbed out:
+        runs.append((name, kwargs["lr_scale"]))  # here only the rows and file names are checked
+        return SimpleNamespace(models=load_trained(workdir)[1]), None
+
+    monkeypatch.setattr(attack_runs, "_thief_run", thief_run)
+    rows = attack_runs.attack_finetune(tmp_path / "run", num_samples=8, steps=1, lr_scale=1.0)
+    assert runs == [("with_D_lr1", 1.0), ("without_D_lr1", 1.0)]
+    assert [r["name"] for r in rows][:2] == [
+        "fine-tune with D, lr × 1 (no key)",
+        "fine-tune with D, lr × 1 (correct key)",
+    ]
+    assert not any("scratch" in r["name"] for r in rows)  # scratch does not depend on the lr
+    assert (tmp_path / "run" / "attacks" / "finetune_lr1.json").exists()

@@ -84,6 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=int, default=None, help="estimate/finetune/overwrite: steps"
     )
     attack.add_argument(
+        "--adapter",
+        default="latent",
+        choices=["latent", "sites"],
+        help="estimate on an egan_dcgan run: a latent adapter (default) or a learned channel "
+        "map at every lock site",
+    )
+    attack.add_argument(
         "--lr-scale",
         type=float,
         default=None,
@@ -158,6 +165,7 @@ def _estimate(args):
     return attack_estimate(
         args.workdir,
         objective=args.objective,
+        adapter=args.adapter,
         steps=args.steps or 300,
         num_samples=args.samples,
         seed=args.seed,
