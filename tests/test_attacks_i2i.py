@@ -153,7 +153,8 @@ def test_dcgan_only_attack_or_other_family_is_a_clear_error(sr_run, tmp_path):
     from egan_jax.cli import egan_cmd
 
     args = argparse.Namespace(attack="watermark-overwrite", workdir=str(sr_run), key=None,
-                              cache_dir=None, seed=0, steps=None, candidates=2)  # fmt: skip
+                              cache_dir=None, seed=0, steps=None, candidates=2,
+                              lr_scale=None)  # fmt: skip
     with pytest.raises(ConfigError, match="DCGAN-only.*prune"):
         egan_cmd.run_attack(args)
     other = tmp_path / "dcgan"
