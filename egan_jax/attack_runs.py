@@ -129,15 +129,20 @@ def attack_estimate(
     adapter="latent",
     steps=300,
     batch_size=64,
+    data_fraction=0.1,
+    control=False,
     num_samples=500,
     seed=0,
     cache_dir=None,
 ):
     """Key estimation with the frozen stolen generator: a latent adapter in front of it
     (`adapter="latent"`), or a learned channel map at every lock site (`"sites"`: the white-box
-    thief who knows where the feature lock and a deep lock sit)."""
+    thief who knows where the feature lock and a deep lock sit). The thief has the fine-tuning
+    thief's share of the data (`data_fraction`, the same seeded subset). `control` adds the same
+    attack on a randomly initialised generator: how much the stolen weights help."""
     from egan_jax import attacks
     from egan_jax.data import batch_at, load_images
+    from egan_jax.families import dcgan as plain
     from egan_jax.models.dcgan import generator_site_channels
 
     if adapter not in ESTIMATE_ADAPTERS:
@@ -146,41 +151,45 @@ def attack_estimate(
     images = load_images(
         "digits", split="train", image_size=config.data.image_size, channels=config.data.channels
     )
+    images = images[attacks.subset_indices(len(images), data_fraction, config.seed)]
     real = lambda i: jnp.asarray(batch_at(images, i, batch_size=batch_size, seed=seed))
-    if adapter == "sites":
-        module = attacks.SiteAdapter(
-            generator_site_channels(config.model.width), rngs=nnx.Rngs(seed)
-        )
-        run = attacks.through_sites
-    else:
-        module = attacks.LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
-        run = attacks.through_latent
-    history = attacks.estimate_key(
-        models["generator"],
-        module,
-        real_batches=real,
-        latent_dim=config.model.latent_dim,
-        steps=steps,
-        batch_size=batch_size,
-        objective=objective,
-        discriminator=models["discriminator"],
-        seed=seed,
-        run=run,
-    )
-    # the thief's plain model (no hook, no deep lock) with his adapter
-    generator = models["generator"]
-    generator.eval()
-    z = jnp.asarray(latents(config, num_samples, seed))
-    images_out = np.asarray(nnx.jit(run)(generator, module, z))
     label = "" if adapter == "latent" else ", channel maps at the lock sites"
-    rows = [
-        {
-            "name": f"key estimation ({objective}{label}, {steps} steps)",
-            "kind": "attack_estimate",
-            "fd": scorer(images_out),
-            "note": f"loss {history[0]:.3f} -> {history[-1]:.3f}",
-        }
-    ]
+    z = jnp.asarray(latents(config, num_samples, seed))
+    # the stolen generator, then (`control`) the same attack on a randomly initialised one: what
+    # the adapter reaches without the stolen weights
+    generators = [("", models["generator"])]
+    if control:
+        fresh = plain.build_models(config, nnx.Rngs(config.seed + 1))["generator"]
+        generators.append((" on a random generator (control)", fresh))
+    rows = []
+    for what, generator in generators:
+        if adapter == "sites":
+            sites = generator_site_channels(config.model.width)
+            module, run = attacks.SiteAdapter(sites, rngs=nnx.Rngs(seed)), attacks.through_sites
+        else:
+            module = attacks.LatentAdapter(config.model.latent_dim, rngs=nnx.Rngs(seed))
+            run = attacks.through_latent
+        history = attacks.estimate_key(
+            generator,
+            module,
+            real_batches=real,
+            latent_dim=config.model.latent_dim,
+            steps=steps,
+            batch_size=batch_size,
+            objective=objective,
+            discriminator=models["discriminator"],
+            seed=seed,
+            run=run,
+        )
+        generator.eval()  # the thief's plain model (no hook, no deep lock) with his adapter
+        rows.append(
+            {
+                "name": f"key estimation ({objective}{label}, {steps} steps){what}",
+                "kind": "attack_estimate" if not what else "attack_control",
+                "fd": scorer(np.asarray(nnx.jit(run)(generator, module, z))),
+                "note": f"loss {history[0]:.3f} -> {history[-1]:.3f}, {len(images)} images",
+            }
+        )
     suffix = "" if adapter == "latent" else f"_{adapter}"
     _save_rows(Path(workdir), f"estimate_{objective}{suffix}", rows)
     return rows

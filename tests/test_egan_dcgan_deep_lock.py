@@ -115,8 +115,12 @@ def test_deep_locked_run_attacks_store_their_rows(keys, tmp_path, monkeypatch): 
     config = egan_config(keys["a"], SITES)
     train_and_evaluate(config, tmp_path / "run")
     monkeypatch.setattr(attack_runs, "FrechetScorer", MeanScorer)
-    rows = attack_runs.attack_estimate(tmp_path / "run", adapter="sites", steps=2, num_samples=8)
+    rows = attack_runs.attack_estimate(
+        tmp_path / "run", adapter="sites", steps=2, num_samples=8, control=True
+    )
     assert "channel maps at the lock sites" in rows[0]["name"]
+    assert [r["kind"] for r in rows] == ["attack_estimate", "attack_control"]
+    assert "162 images" in rows[0]["note"]  # the thief's tenth of the 1,617 training digits
     assert (tmp_path / "run" / "attacks" / "estimate_discriminator_sites.json").exists()
     with pytest.raises(ConfigError, match="adapter"):
         attack_runs.attack_estimate(tmp_path / "run", adapter="pixels", steps=1)

@@ -91,6 +91,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "map at every lock site",
     )
     attack.add_argument(
+        "--control",
+        action="store_true",
+        help="estimate on an egan_dcgan run: also run the same attack on a randomly initialised "
+        "generator (how much the stolen weights help)",
+    )
+    attack.add_argument(
         "--lr-scale",
         type=float,
         default=None,
@@ -166,6 +172,7 @@ def _estimate(args):
         args.workdir,
         objective=args.objective,
         adapter=args.adapter,
+        control=args.control,
         steps=args.steps or 300,
         num_samples=args.samples,
         seed=args.seed,
