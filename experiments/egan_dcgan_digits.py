@@ -42,6 +42,29 @@ checkpoint at step s equals an s-step run since nothing depends on the length):
   EMA baseline 59.6 vs its trained 49.1), and the recipe was picked on these same three seeds:
   held-out seeds 3 / 4 (`egan_demo_sweep --steps 1500 --eval-every 1500 --seeds 3 4`) gave baseline
   24.17 / 26.66, correct key 35.79 / 26.79 → 1.23 on their own, 0.94 over seeds 0–4.
+
+Deep lock (`model.deep_lock`, `egan_jax.deep_lock`; default since session 5). With the feature lock
+alone, a thief who fine-tuned the stolen EMA generator with a fresh discriminator (10% of the data,
+lr × 0.1, 750 steps) reached FD 36.11, better than the from-scratch thief's 43.26: every layer after
+the lock was intact. The owner's key now also permutes and sign-flips the channels after the linear
+layer and after each block (material derived when the model is built with the key, never stored),
+so the stolen checkpoint has every layer's inputs scrambled. Same recipe otherwise, 1500 steps,
+seed 0 (`egan evaluate` / `egan attack … --samples 1000`; load 2–8 while two other jobs ran):
+
+| seed 0, FD | feature lock only | + deep lock |
+|---|---:|---:|
+| correct key (baseline 22.99) | 27.38 | 25.55 |
+| stolen generator run plain | 480.41 | 1779.61 |
+| fine-tune without D, lr × 0.1 / lr × 1 (scratch 43.26) | 36.11 / – | 141.94 / 46.17 |
+| fine-tune with D, lr × 0.1 / lr × 1 | 152.72 / – | 1811.02 / 142.65 |
+| key estimation, latent adapter, pixel MMD, 300 steps, the thief's 162 images | 60.74 | 907.55 |
+| key estimation, channel maps at the lock sites, pixel MMD, 300 / 750 steps | 31.59 / – | 41.46 / 34.35 |
+
+Correct key over seeds 0–4 with the deep lock: 25.55 / 30.66 / 32.87 / 29.31 / 23.73 vs baselines
+22.99 / 34.74 / 59.58 / 24.17 / 26.66: ratio of means 0.85 (0.94 without it; seeds 3–4 alone 1.04,
+was 1.23). Not met with it either: the white-box thief who learns a channel map at every lock site
+(`egan attack estimate --adapter sites`) gets 34.35 in 750 steps, better than scratch; the same
+adapter on a randomly initialised generator reaches 69.37, so the stolen weights still help him.
 """
 
 from egan_jax.config import (
@@ -69,7 +92,12 @@ def get_config() -> Config:
     return Config(
         family="egan_dcgan",
         seed=0,
-        model=ModelConfig(latent_dim=64, width=16, design="feature_lock"),
+        model=ModelConfig(
+            latent_dim=64,
+            width=16,
+            design="feature_lock",
+            deep_lock=("linear", "block1", "block2", "block3"),  # docstring: "Deep lock"
+        ),
         loss=LossConfig(
             kind="hinge",
             self_adversarial=SelfAdversarialConfig(

@@ -41,7 +41,7 @@ def test_owner_lock_is_a_relabelling_of_the_next_layers_inputs(keys):  # noqa: F
 def test_thief_build_has_no_lock_and_the_state_holds_no_material(keys, tmp_path):  # noqa: F811
     owner = egan_config(keys["a"], SITES)
     thief = egan_config(tmp_path / "missing.key", SITES)  # restored without the key file
-    plain = egan_config(keys["a"])
+    plain = egan_config(keys["a"], "model.deep_lock=")
     owner_g, thief_g, plain_g = (_models(c)["generator"] for c in (owner, thief, plain))
     assert isinstance(owner_g.deep_lock, deep_lock.DeepLock)
     assert thief_g.deep_lock is deep_lock.NO_LOCK and plain_g.deep_lock is deep_lock.NO_LOCK

@@ -54,7 +54,8 @@ def test_make_generate_matches_the_baked_in_variants_for_the_feature_lock_design
 
     config = load_config(
         REPO / "experiments" / "egan_dcgan_digits.py",
-        [*TINY_OVERRIDES, "model.design=feature_lock"],
+        # without the deep lock: keyed variants would run with their own (test_egan_dcgan_deep_lock)
+        [*TINY_OVERRIDES, "model.design=feature_lock", "model.deep_lock="],
     )
     graphdef, state = initial_state(get_family("egan_dcgan"), config)
     generator = nnx.merge(graphdef, state)["models"]["generator"]
