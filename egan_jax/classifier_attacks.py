@@ -295,6 +295,7 @@ def search(
 
 # --- workdir entry points ---------------------------------------------------------------------
 def _load_stolen(workdir: Path):
+    from egan_jax.classifier_deep_lock import remove
     from egan_jax.train import load_trained
 
     config, models, _ = load_trained(workdir)  # the thief has the weights, not the key
@@ -304,7 +305,7 @@ def _load_stolen(workdir: Path):
         raise ConfigError(
             f"{workdir} is an unprotected run (model.transform.steps=()); nothing to attack"
         )
-    return config, models["classifier"]
+    return config, remove(models["classifier"])  # nor the deep lock the key gives
 
 
 def _store(workdir: Path, name: str, rows: list[dict]) -> Path:

@@ -66,7 +66,9 @@ def protection_rows(
 ) -> list[dict[str, Any]]:
     """The table's rows for ``models`` (``classifier`` and optionally ``baseline``) on the test
     images ``plain`` (float, [-1, 1]) with the owner's ``key``; ``jax_key`` draws the random keys."""
-    from egan_jax import classifier_lock
+    from flax import nnx
+
+    from egan_jax import classifier_deep_lock, classifier_lock
 
     loss = config.loss
     classifier = models["classifier"]
@@ -84,6 +86,13 @@ def protection_rows(
     protected_images = transformed(pipeline, plain)
     rows.append(row("correct key", "authorized", classifier, protected_images))
     rows.append(row("plain images (no key)", "no_key", classifier, plain))
+    if classifier_deep_lock.sites(config):
+        # the others run the owner's model (a service: the caller only chooses the input)
+        stolen = classifier_deep_lock.remove(nnx.clone(classifier))
+        note = "the checkpoint run as a thief runs it"
+        rows.append(
+            row("stolen weights, no deep lock, plain images", "no_lock", stolen, plain, note)
+        )
     for i, other in enumerate(random_keys(jax_key, loss.random_keys)):
         images = transformed(load_pipeline(config, other), plain)
         rows.append(row(f"random key {i}", "random_key", classifier, images))
@@ -147,6 +156,7 @@ def summarize(rows: list[dict[str, Any]], chance: float) -> dict[str, float]:
         "unprotected": "accuracy",
         "authorized": "correct_key",
         "no_key": "plain_images",
+        "no_lock": "stolen_plain_images",
         "random_key": "random_keys",
         "near_key": "near_miss_keys",
         "unlocked": "unlocked_plain_images",
@@ -178,7 +188,12 @@ def goals(summary: dict[str, float]) -> dict[str, bool]:
         )
     worst = [
         summary[name]
-        for name in ("plain_images", "random_keys_worst", "near_miss_keys_worst")
+        for name in (
+            "plain_images",
+            "stolen_plain_images",
+            "random_keys_worst",
+            "near_miss_keys_worst",
+        )
         if name in summary
     ]
     if worst:
@@ -255,6 +270,10 @@ def evaluate_workdir(
         key = SecretKey.load(config.model.transform.key_file)
     fingerprint = key.fingerprint if key is not None else None
     config, models, step = load_trained(workdir, key_fingerprint=fingerprint)
+    if key is not None:  # the deep lock of the key evaluated, even where the key file is absent
+        from egan_jax.classifier_deep_lock import attach_key
+
+        attach_key(models["classifier"], config, key)
     test_images, labels = _load(config, config.loss.test_split)
     rows = protection_rows(config, models, key, jax.random.key(seed), to_float(test_images), labels)
     if baseline is not None:

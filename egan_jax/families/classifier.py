@@ -25,6 +25,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from egan_jax import classifier_deep_lock
 from egan_jax.config import (
     CheckpointConfig,
     Config,
@@ -80,6 +81,7 @@ def _check(config: Config) -> None:
             "model.transform.key_file=PATH (make one with `egan keygen --out PATH`), or "
             "model.transform.steps=() for an unprotected model"
         )
+    classifier_deep_lock.sites(config)  # validates model.deep_lock
     if config.loss.augment_shift < 0:
         raise ConfigError(f"loss.augment_shift={config.loss.augment_shift} must be ≥ 0 pixels")
     if not 0.0 <= config.loss.label_smoothing < 1.0:
@@ -189,6 +191,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
         baseline = make()
         return {"classifier": lock_model(baseline, load_pipeline(config)), "baseline": baseline}
     models = {"classifier": make()}
+    classifier_deep_lock.attach_owner(models["classifier"], config)
     if m.baseline:
         models["baseline"] = make()
     return models

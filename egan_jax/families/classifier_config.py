@@ -33,6 +33,9 @@ class ModelConfig:
     # lockable models only: start the protected model as the baseline locked with the key, so the
     # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
     matched_init: bool = False
+    # cnn / resnet18 sites (models.classifiers.deep_lock_sites) where the owner's key permutes and
+    # sign-flips channels; derived from the key file when built, never stored (classifier_deep_lock)
+    deep_lock: tuple[str, ...] = ()
     transform: TransformConfig = TransformConfig()
 
 

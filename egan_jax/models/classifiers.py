@@ -12,6 +12,12 @@ Every model maps images ``[N, H, W, C]`` in [-1, 1] to logits ``[N, num_classes]
   input goes straight into that convolution: no normalisation or padding before it.
 
 :func:`build_classifier` is the registry lookup the classifier family uses (``model.arch``).
+
+Deep-lock sites (``egan_jax.deep_lock``; :func:`deep_lock_sites` lists them with their channel
+counts): the CNN after each stage (``stage1``…``stage3``, after the max-pool, where a sign flip does
+not commute), ResNet-18 inside each basic block's residual branch after its first activation
+(``block0``…; the residual stream itself is not re-labelled by a channel permutation of one
+branch). Models hold ``self.deep_lock`` (`NO_LOCK` unless the owner's key sets it).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from egan_jax.deep_lock import NO_LOCK
 from egan_jax.errors import ConfigError
 
 BN_MOMENTUM = 0.9  # short runs on small data: running statistics must settle within ~50 steps
@@ -66,8 +73,8 @@ class BasicBlock(nnx.Module):
             else None
         )
 
-    def __call__(self, x: jax.Array) -> jax.Array:
-        h = jax.nn.relu(self.norm1(self.conv1(x)))
+    def __call__(self, x: jax.Array, lock=NO_LOCK, site: str = "") -> jax.Array:
+        h = lock(site, jax.nn.relu(self.norm1(self.conv1(x))))
         h = self.norm2(self.conv2(h))
         return jax.nn.relu(h + (self.shortcut(x) if self.projection else x))
 
@@ -102,12 +109,13 @@ class ResNet18(nnx.Module):
                 in_features = width * multiplier
         self.blocks = nnx.List(blocks)
         self.head = nnx.Linear(in_features, num_classes, rngs=rngs)
+        self.deep_lock = NO_LOCK
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_input(x, None, self.channels)
         h = jax.nn.relu(self.stem_norm(self.stem(x)))
-        for block in self.blocks:
-            h = block(h)
+        for i, block in enumerate(self.blocks):
+            h = block(h, self.deep_lock, f"block{i}")
         return self.head(jnp.mean(h, axis=(1, 2)))
 
 
@@ -128,13 +136,14 @@ class SmallCNN(nnx.Module):
         )
         self.norms = nnx.List([_batch_norm(widths[i + 1], rngs) for i in range(3)])
         self.head = nnx.Linear(widths[-1], num_classes, rngs=rngs)
+        self.deep_lock = NO_LOCK
 
     def __call__(self, x: jax.Array) -> jax.Array:
         _check_input(x, None, self.channels)
         h = x
-        for conv, norm in zip(self.convs, self.norms, strict=True):
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             h = jax.nn.relu(norm(conv(h)))
-            h = nnx.max_pool(h, (2, 2), strides=(2, 2))
+            h = self.deep_lock(f"stage{i + 1}", nnx.max_pool(h, (2, 2), strides=(2, 2)))
         return self.head(jnp.mean(h, axis=(1, 2)))
 
 
@@ -306,6 +315,26 @@ _BUILDERS = {
 }
 ARCHITECTURES = tuple(_BUILDERS)
 PATCH_ARCHITECTURES = ("convmixer", "vit")
+
+
+def deep_lock_sites(arch: str, width: int, depth: int | None = None) -> dict[str, int]:
+    """The deep-lock sites of ``arch`` and their channel counts (none for the patch models)."""
+    if arch == "cnn":
+        return {f"stage{i + 1}": width * 2**i for i in range(3)}
+    if arch == "resnet18":
+        per_stage = depth or 2
+        return {
+            f"block{stage * per_stage + i}": width * 2**stage
+            for stage in range(4)
+            for i in range(per_stage)
+        }
+    return {}
+
+
+def lock_target(model: nnx.Module) -> nnx.Module:
+    """The module that holds the deep lock: the network behind an input embedding, or the model."""
+    network = getattr(model, "network", None)
+    return network if network is not None else model
 
 
 def build_classifier(
