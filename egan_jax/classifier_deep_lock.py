@@ -29,13 +29,23 @@ from egan_jax.keys import SecretKey
 FIELD = "model.deep_lock"
 
 
+ALL = "all"
+
+
 def sites(config: Config) -> dict[str, int]:
-    """The config's deep-lock sites (validated) and their channel counts."""
+    """The config's deep-lock sites (validated) and their channel counts.
+
+    ``model.deep_lock=all``: every site of the architecture (none for ConvMixer and ViT) when the
+    run is protected, none for an unprotected run (``model.transform.steps=()``).
+    """
     from egan_jax.models.classifiers import deep_lock_sites
 
     m = config.model
     valid = deep_lock_sites(m.arch, m.width, m.depth or None)
-    chosen = deep_lock.check_sites(m.deep_lock, tuple(valid), field=FIELD)
+    if tuple(m.deep_lock) == (ALL,):
+        chosen = tuple(valid) if m.transform.steps else ()
+    else:
+        chosen = deep_lock.check_sites(m.deep_lock, tuple(valid), field=FIELD)
     if chosen and not m.transform.key_file:
         raise ConfigError(
             f"{FIELD}={list(chosen)} needs the owner's key: set model.transform.key_file=PATH, "

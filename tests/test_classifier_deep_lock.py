@@ -85,6 +85,25 @@ def test_lock_comes_from_the_key_and_adds_no_variable(key_file, tmp_path):  # no
     assert "permutation" not in repr(owner_m["classifier"].deep_lock)
 
 
+def test_all_is_every_site_of_a_protected_run(key_file):  # noqa: F811
+    assert list(classifier_deep_lock.sites(_config(key_file, "model.deep_lock=all"))) == [
+        "stage1",
+        "stage2",
+        "stage3",
+    ]
+    resnet = _config(key_file, "model.deep_lock=all", "model.arch=resnet18")
+    assert classifier_deep_lock.sites(resnet) == {
+        "block0": 8,
+        "block1": 16,
+        "block2": 32,
+        "block3": 64,
+    }
+    for overrides in (("model.arch=vit",), ("model.transform.steps=()",)):
+        assert (
+            classifier_deep_lock.sites(_config(key_file, "model.deep_lock=all", *overrides)) == {}
+        )
+
+
 def test_bad_sites_are_config_errors_naming_the_field(key_file):  # noqa: F811
     with pytest.raises(ConfigError, match=r"model.deep_lock.*stage9"):
         classifier.make_train_step(_config(key_file, "model.deep_lock=stage9"))

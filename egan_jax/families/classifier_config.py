@@ -34,7 +34,8 @@ class ModelConfig:
     # two train in lockstep and the correct key's accuracy equals the baseline's (0 points lost)
     matched_init: bool = False
     # cnn / resnet18 sites (models.classifiers.deep_lock_sites) where the owner's key permutes and
-    # sign-flips channels; derived from the key file when built, never stored (classifier_deep_lock)
+    # sign-flips channels; derived from the key file when built, never stored (classifier_deep_lock);
+    # ("all",): every site of the arch in a protected run
     deep_lock: tuple[str, ...] = ()
     transform: TransformConfig = TransformConfig()
 
