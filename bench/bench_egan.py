@@ -4,7 +4,7 @@ protected ≤ 1.35× unprotected).
 Both steps are the families' own `make_train_step` functions, run the way the generic loop runs them
 (one `jax.jit` over the split nnx state). Timing is min wall and min process-CPU time per step, the
 two measured in interleaved rounds so background load hits them alike. Protected variants: the
-feature-lock design (the default), the feature-permutation design and the latent-offset design, the
+feature-lock design (the default, with and without the deep lock), the feature-permutation design and the latent-offset design, the
 self-adversarial term on output pixels over half the batch. Writes bench/results/egan_step.json
 (`egan_step_quick.json` with --quick). Run: `.venv/bin/python -m bench.bench_egan [--quick]`.
 """
@@ -28,7 +28,18 @@ FAMILIES.setdefault("egan_dcgan", "egan_jax.families.egan_dcgan:FAMILY")
 GOAL = 1.35
 
 
-def _config(design: str | None, *, batch: int, width: int, image_size: int, latent_dim: int):
+DEEP_SITES = ("linear", "block1", "block2", "block3")  # experiments/egan_dcgan_digits.py's
+
+
+def _config(
+    design: str | None,
+    *,
+    batch: int,
+    width: int,
+    image_size: int,
+    latent_dim: int,
+    deep_lock: tuple[str, ...] = (),
+):
     from egan_jax.evaluate import baseline_config
     from egan_jax.families import egan_dcgan
 
@@ -36,7 +47,11 @@ def _config(design: str | None, *, batch: int, width: int, image_size: int, late
     config = dataclasses.replace(
         base,
         model=dataclasses.replace(
-            base.model, latent_dim=latent_dim, width=width, design=design or "latent_offset"
+            base.model,
+            latent_dim=latent_dim,
+            width=width,
+            design=design or "latent_offset",
+            deep_lock=deep_lock,
         ),
         data=DataConfig(name="digits", image_size=image_size, channels=1),
         train=TrainConfig(steps=100, batch_size=batch),
@@ -79,9 +94,15 @@ def run(quick: bool = False, *, batch: int = 64, width: int = 32, image_size: in
         "egan_latent_offset": "latent_offset",
         "egan_feature_perm": "feature_perm",
         "egan_feature_lock": "feature_lock",
+        "egan_feature_lock_deep": "feature_lock",  # + the deep lock (the digits default)
     }
     load_at_start = os.getloadavg()
-    steps = {name: make_step(_config(design, **shape)) for name, design in names.items()}
+    steps = {
+        name: make_step(
+            _config(design, **shape, deep_lock=DEEP_SITES if name.endswith("_deep") else ())
+        )
+        for name, design in names.items()
+    }
     best = {name: float("inf") for name in names}
     best_cpu = {name: float("inf") for name in names}
     for _ in range(rounds):
