@@ -54,6 +54,14 @@ from egan_jax.families.egan_dcgan_config import (  # re-exported: configs import
     UnauthorizedConfig,
     WatermarkConfig,
 )
+from egan_jax.families.egan_dcgan_keys import (  # re-exported
+    DEMO_PASSPHRASE,
+    KeyLock,
+    attach_key,
+    deep_sites,
+    key_fingerprint,
+    load_key,
+)
 from egan_jax.keys import SecretKey
 from egan_jax.models import dcgan as dcgan_models
 from egan_jax.unauthorized import (
@@ -72,18 +80,18 @@ __all__ = [
     "FAMILY",
     "FEATURE_KINDS",
     "Design",
+    "DEMO_PASSPHRASE",
     "KeyLock",
+    "attach_key",
+    "deep_sites",
+    "key_fingerprint",
+    "load_key",
     "LossConfig",
     "ModelConfig",
     "SelfAdversarialConfig",
     "UnauthorizedConfig",
     "WatermarkConfig",
 ]
-DEMO_PASSPHRASE = "egan_jax demo key: never use for real models"
-
-
-class KeyLock(nnx.Variable):
-    """γ = a_k(0) of the `feature_lock` design: stored in the generator, never trained."""
 
 
 def default_config() -> Config:
@@ -127,24 +135,6 @@ def _check(config: Config) -> None:
         )
     deep_lock.check_sites(m.deep_lock, dcgan_models.GENERATOR_SITES, field="model.deep_lock")
     protection.compose(objective_config(config))  # validates names, raises ConfigError
-
-
-@functools.lru_cache(maxsize=8)
-def _load_key(path: str | None, mtime: float) -> SecretKey:
-    if path is None:
-        return SecretKey.from_passphrase(DEMO_PASSPHRASE, bytes(16))
-    return SecretKey.load(path)
-
-
-def load_key(config: Config) -> SecretKey:
-    """The owner's key named by `model.key_file` (the demo key when None)."""
-    path = config.model.key_file
-    mtime = Path(path).stat().st_mtime if path and Path(path).exists() else 0.0
-    return _load_key(path, mtime)
-
-
-def key_fingerprint(config: Config) -> str:
-    return load_key(config).fingerprint
 
 
 def design(config: Config) -> Design:
@@ -243,20 +233,6 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
     if path is None or Path(path).exists():  # absent: restored without the key (a thief)
         attach_key(models["generator"], config, load_key(config))
     return models
-
-
-def attach_key(generator: nnx.Module, config: Config, key: SecretKey | None) -> None:
-    """Give `generator` the deep lock of `key` at the config's sites (`NO_LOCK` for None)."""
-    generator.deep_lock = deep_lock.make_lock(key, deep_sites(config))
-
-
-def deep_sites(config: Config) -> dict[str, int]:
-    """The config's deep-lock sites and their channel counts."""
-    sites = deep_lock.check_sites(
-        config.model.deep_lock, dcgan_models.GENERATOR_SITES, field="model.deep_lock"
-    )
-    channels = dcgan_models.generator_site_channels(config.model.width)
-    return {site: channels[site] for site in sites}
 
 
 def _lock_value(config: Config):
