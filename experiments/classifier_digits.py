@@ -36,8 +36,10 @@ scrambled. Measured here (key egk1-2145…, seed 0, attacks ``--steps 300``, loa
 without → with it: correct key 93.3 → 95.0 (plain model 98.3); plain images 11.7 → 11.7 (the
 stolen weights run without the lock 12.8); random keys mean 13.9 → 15.1, worst 24.4 → 26.1;
 key estimation (block adapter) 1% data 55.6 → 16.1, 10% 80.6 → 15.6 (scratch 51.1, 96.7);
-fine-tune 1% 58.3 → 55.0, 10% 94.4 → 95.6. So the adapter no longer beats scratch and the
-1%-data fine-tune gains less, but still gains. ``--set model.deep_lock=`` turns it off.
+fine-tune 1% 58.3 → 55.0, 10% 94.4 → 95.6. Over attack seeds 0-2 at 1% data: scratch 48.3 mean,
+fine-tune 52.6 → 50.0, adapter 45.8 → 14.1. So the adapter is dead and the 1%-data fine-tune gains
++1.7 points instead of +4.3 — about what a stolen model with every kernel's entries shuffled gives
+(56.1 vs 55.0 at seed 0: weight scale, not knowledge). ``--set model.deep_lock=`` turns it off.
 
 ConvMixer instead (patch size = block size): ``--set model.arch=convmixer --set model.width=64
 --set model.depth=4``; with ``--set "model.transform.steps=shuffle,np"`` the evaluation also shows
