@@ -172,11 +172,44 @@ def check_images(x, *, block_size: int, channels: int, what: str, dtypes: tuple[
     return x
 
 
+def _explicit_sharding(x):
+    """``x``'s sharding when its mesh has Explicit axes (`jax.make_mesh`'s default), else None."""
+    sharding = getattr(jax.typeof(x), "sharding", None)
+    axis_types = getattr(getattr(sharding, "mesh", None), "axis_types", ())
+    explicit = any(t == jax.sharding.AxisType.Explicit for t in axis_types)
+    return sharding if explicit else None
+
+
+def sharding_safe(fn, x):
+    """``fn(x)`` that also works on a batch sharded over an Explicit mesh.
+
+    There, JAX asks every gather with sharded indices for an output sharding (a transform's
+    gathers would fail deep inside JAX); the transforms work per example, so ``fn`` runs in
+    automatic mode and each output keeps ``x``'s batch sharding (scalars are replicated).
+    Elsewhere (one device, the engine's Auto mesh, under vmap) it is just ``fn(x)``.
+    """
+    sharding = _explicit_sharding(x)
+    if sharding is None:
+        return fn(x)
+    batch_axis = sharding.spec[0] if len(sharding.spec) else None
+
+    def out_spec(leaf):
+        if leaf.ndim and leaf.shape[0] == x.shape[0]:
+            return jax.sharding.NamedSharding(
+                sharding.mesh, jax.sharding.PartitionSpec(batch_axis, *([None] * (leaf.ndim - 1)))
+            )
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+
+    out = jax.tree.map(out_spec, jax.eval_shape(fn, jax.ShapeDtypeStruct(x.shape, x.dtype)))
+    return jax.sharding.auto_axes(fn, out_sharding=out)(x)
+
+
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def run_static(fn, material: KeyMaterial, x):
     """``fn(material, x)`` compiled once per (fn, material, shape): material becomes constants.
 
     Eager calls then cost one dispatch instead of one per primitive; under an outer ``jit`` this
-    inlines. ``fn`` must be a module-level pure function.
+    inlines. ``fn`` must be a module-level pure function. Works on batches sharded over an Explicit
+    mesh too (`sharding_safe`).
     """
-    return fn(material, x)
+    return sharding_safe(functools.partial(fn, material), x)

@@ -23,6 +23,7 @@ one does (tests check bit equality).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 
 import jax
@@ -32,7 +33,7 @@ import numpy as np
 from egan_jax.errors import ConfigError, ShapeError
 from egan_jax.keys import SecretKey
 from egan_jax.transforms import block, feature, latent
-from egan_jax.transforms.common import KeyMaterial, check_images, near_miss
+from egan_jax.transforms.common import KeyMaterial, check_images, near_miss, sharding_safe
 
 
 @dataclasses.dataclass(frozen=True)
@@ -207,8 +208,12 @@ class Pipeline:
         self.materials = tuple(materials)
         self.fingerprint = fingerprint
         self._plans: dict[tuple[int, int], Plan] = {}
-        self._forward = jax.jit(lambda x: apply_plan(self.plan(x.shape[1], x.shape[2]), x))
-        self._inverse = jax.jit(lambda y: invert_plan(self.plan(y.shape[1], y.shape[2]), y))
+        self._forward = jax.jit(
+            lambda x: sharding_safe(functools.partial(apply_plan, self.plan(*x.shape[1:3])), x)
+        )
+        self._inverse = jax.jit(
+            lambda y: sharding_safe(functools.partial(invert_plan, self.plan(*y.shape[1:3])), y)
+        )
 
     @classmethod
     def from_config(cls, config: Mapping, key: SecretKey) -> Pipeline:
