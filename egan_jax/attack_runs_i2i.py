@@ -54,11 +54,11 @@ def _load(workdir: Path, key: SecretKey | None, check_key: bool):
 
 
 def _no_key_forward(config: Config, generator):
-    """The protected generator on raw inputs: no input map key and, with `model.feature_key`,
-    the identity feature hook instead of the stored owner's feature key."""
+    """The protected generator on raw inputs: no input map key, no deep lock and, with
+    `model.feature_key`, the identity feature hook instead of the stored owner's feature key."""
     from egan_jax.evaluate_i2i import _no_feature, forward_fn
 
-    return forward_fn(generator, feature=_no_feature(config))
+    return forward_fn(generator, feature=_no_feature(config), lock=NO_LOCK)
 
 
 class Scorer:

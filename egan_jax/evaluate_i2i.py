@@ -29,6 +29,7 @@ import numpy as np
 from flax import nnx
 
 from egan_jax.config import Config, read_config
+from egan_jax.deep_lock import NO_LOCK, attached, make_lock
 from egan_jax.errors import ConfigError
 from egan_jax.evaluate_i2i_report import (
     ADAPTER_REMOVED,
@@ -68,12 +69,18 @@ def baseline_config(config: Config) -> Config:
 
 
 def forward_fn(
-    generator: nnx.Module, batch: int = 16, feature: Callable | None = None
+    generator: nnx.Module,
+    batch: int = 16,
+    feature: Callable | None = None,
+    lock: Callable | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Eval-mode `images -> generator(images)` in batches (numpy in, numpy out, compiled once);
-    `feature`: the feature-map transform a `KeyedGenerator` uses instead of its stored key."""
+    `feature`: the feature-map transform a `KeyedGenerator` uses instead of its stored key;
+    `lock`: the deep lock to run with instead of the generator's own (`egan_jax.deep_lock`)."""
     generator.eval()
-    graphdef, state = nnx.split(generator)
+    inner = getattr(generator, "generator", generator)
+    with attached(inner, inner.deep_lock if lock is None else lock):
+        graphdef, state = nnx.split(generator)  # the lock is static: part of graphdef
     kwargs = {} if feature is None else {"feature": feature}
     run = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, **kwargs))
 
@@ -89,10 +96,7 @@ def forward_fn(
 def wrapper_deleted_fn(keyed: nnx.Module, batch: int = 16) -> Callable[[np.ndarray], np.ndarray]:
     """A white-box thief's forward: the stolen inner generator with neither the wrapper (input
     map, input / feature locks) nor the deep lock, which only the owner's key supplies."""
-    from egan_jax.families.egan_image import without_deep_lock
-
-    with without_deep_lock(keyed):  # forward_fn captures the module as it is now
-        return forward_fn(keyed.generator, batch)
+    return forward_fn(keyed.generator, batch, lock=NO_LOCK)
 
 
 def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
@@ -103,13 +107,27 @@ def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
 
 
 def _sr_inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
-    """(name, kind, image transform, feature transform or None) of every input kind (SRGAN and
-    CycleGAN: with `model.feature_key` each key also acts on the generator's head features)."""
-    from egan_jax.families.egan_image import paired_variants, uses_feature_key
+    """(name, kind, image transform, feature transform or None, deep lock) of every input kind
+    (SRGAN and CycleGAN: with `model.feature_key` each key also acts on the generator's head
+    features). The deep lock (`model.deep_lock`) is the one each input's holder builds: the
+    owner's for the correct key and his near-miss materials, a random or near-miss key's own,
+    none without a key."""
+    from egan_jax.families.egan_image import deep_sites, paired_variants, uses_feature_key
+
+    sites = deep_sites(config)
+    keys = {v.name: v.key for v in _inputs(config, key, spec)}
+    owner = make_lock(key, sites)  # one object, so callers may share a compiled forward
+
+    def lock_of(name: str, kind: str):
+        if kind in ("authorized", "near_material") or not sites:
+            return owner
+        return make_lock(keys.get(name), sites)  # None (no key): NO_LOCK
 
     if uses_feature_key(config):
-        return [(p.name, p.kind, p.image, p.feature) for p in paired_variants(config, key, spec)]
-    return [(v.name, v.kind, v.apply, None) for v in _inputs(config, key, spec)]
+        return [(p.name, p.kind, p.image, p.feature, lock_of(p.name, p.kind))
+                for p in paired_variants(config, key, spec)]  # fmt: skip
+    return [(v.name, v.kind, v.apply, None, lock_of(v.name, v.kind))
+            for v in _inputs(config, key, spec)]  # fmt: skip
 
 
 # --- SRGAN ---------------------------------------------------------------------------------------
@@ -139,7 +157,8 @@ def sr_family_scores(config: Config, models) -> dict[str, float]:
     raw = to_float(lr)
     keyed = np.asarray(cached_variants(config).authorized.apply(raw))
     results = _scores(forward(keyed), hr, scale)
-    no_key = _scores(forward_fn(models["generator"], feature=_no_feature(config))(raw), hr, scale)
+    no_key = forward_fn(models["generator"], feature=_no_feature(config), lock=NO_LOCK)
+    no_key = _scores(no_key(raw), hr, scale)
     results.update({f"{name}_no_key": value for name, value in no_key.items()})
     bicubic = _scores(to_float(bicubic_upscale(lr, scale)), hr, scale)
     results.update({f"bicubic_{name}": value for name, value in bicubic.items()})
@@ -173,8 +192,8 @@ def sr_rows(config, models, key, spec, baseline: Path | None):
         _, base_models, _ = load_trained(baseline)
         add("unprotected baseline", "baseline", forward_fn(base_models["generator"])(raw))
     generator = models["generator"]
-    for name, kind, image, feature in _sr_inputs(config, key, spec):
-        add(name, kind, forward_fn(generator, feature=feature)(np.asarray(image(raw))))
+    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
+        add(name, kind, forward_fn(generator, feature=feature, lock=lock)(np.asarray(image(raw))))
     if models["generator"].adapter is not None:  # a white-box thief deletes the input map
         add(ADAPTER_REMOVED, "adapter_removed", wrapper_deleted_fn(models["generator"])(raw))
     return rows, previews
@@ -206,7 +225,7 @@ def cycle_family_scores(config: Config, models) -> dict[str, float]:
 
     test_a, test_b = _cycle_test(config)
     g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
-    no_key = forward_fn(models["generator_ab"], feature=_no_feature(config))
+    no_key = forward_fn(models["generator_ab"], feature=_no_feature(config), lock=NO_LOCK)
     keyed = np.asarray(cached_variants(config).authorized.apply(test_a))
     results = {
         "cycle_psnr_a": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(keyed))))),
@@ -266,8 +285,9 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
         fake_b = base_ab(test_a)
         rows.append(row("unprotected baseline", "baseline", fake_b, base_ba))
         previews["unprotected baseline"] = fake_b[:PREVIEWS]
-    for name, kind, image, feature in _sr_inputs(config, key, spec):
-        fake_b = forward_fn(models["generator_ab"], feature=feature)(np.asarray(image(test_a)))
+    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
+        forward = forward_fn(models["generator_ab"], feature=feature, lock=lock)
+        fake_b = forward(np.asarray(image(test_a)))
         rows.append(row(name, kind, fake_b, g_ba))
         previews[name] = fake_b[:PREVIEWS]
     if models["generator_ab"].adapter is not None:  # a white-box thief deletes the input map

@@ -69,9 +69,11 @@ def photo_rows(workdir: str | Path, baseline: str | Path | None, random_keys: in
         _, base_models, _ = load_trained(baseline)
         forward = forward_fn(base_models["generator"], batch=1)
         add("unprotected baseline", "baseline", [forward(to_float(lr[None])) for lr, _ in pairs])
-    keyed = forward_fn(models["generator"], batch=1)  # one compile per photo shape for all keys
-    for name, kind, image, feature in _sr_inputs(config, key, spec):
-        forward = keyed if feature is None else forward_fn(models["generator"], 1, feature)
+    forwards = {}  # one compile per photo shape for every input sharing a feature map and lock
+    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
+        if (id(feature), id(lock)) not in forwards:
+            forwards[id(feature), id(lock)] = forward_fn(models["generator"], 1, feature, lock)
+        forward = forwards[id(feature), id(lock)]
         add(name, kind, [forward(np.asarray(image(to_float(lr[None])))) for lr, _ in pairs])
     if models["generator"].adapter is not None:
         forward = wrapper_deleted_fn(models["generator"], batch=1)

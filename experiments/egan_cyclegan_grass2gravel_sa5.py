@@ -22,5 +22,7 @@ def get_config() -> Config:
     loss = config.loss
     self_adversarial = dataclasses.replace(loss.self_adversarial, weight=5.0)
     return dataclasses.replace(
-        config, loss=dataclasses.replace(loss, self_adversarial=self_adversarial)
+        config,
+        model=dataclasses.replace(config.model, deep_lock=()),  # measured before the deep lock
+        loss=dataclasses.replace(loss, self_adversarial=self_adversarial),
     )

@@ -16,5 +16,5 @@ from egan_jax.config import Config, load_config
 
 def get_config() -> Config:
     base = load_config(Path(__file__).with_name("egan_srgan_photos.py"))
-    model = dataclasses.replace(base.model, feature_key=True, adapter_bypass=True)
+    model = dataclasses.replace(base.model, feature_key=True, adapter_bypass=True, deep_lock=())
     return dataclasses.replace(base, model=model)

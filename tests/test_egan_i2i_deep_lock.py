@@ -154,3 +154,24 @@ def test_bypass_term_trains_without_the_lock():
     protect.unauthorized_features(config, keyed, lr, sr, features, jax.random.key(0))
     calls = len(srgan.generator_site_channels(width=4, num_blocks=2))
     assert len(seen) == calls  # the unauthorized pass only; the bypass pass saw none
+
+
+def test_report_inputs_run_with_the_deep_lock_their_holder_builds():
+    from egan_jax.evaluate_i2i import _sr_inputs
+    from egan_jax.families.egan_image import load_key
+    from egan_jax.unauthorized import UnauthorizedSpec
+
+    config = tiny("egan_cyclegan")
+    key = load_key(config)
+    spec = UnauthorizedSpec(random_keys=1, near_keys=1, near_materials=1, label="evaluate")
+    locks = {kind: [] for kind in ("authorized", "no_key", "random_key", "near_key",
+                                   "near_material")}  # fmt: skip
+    for _, kind, _, _, lock in _sr_inputs(config, key, spec):
+        locks[kind].append(lock)
+    owner = locks["authorized"][0]
+    assert isinstance(owner, deep_lock.DeepLock) and owner.key_fingerprint == key.fingerprint
+    assert locks["no_key"] == [deep_lock.NO_LOCK]
+    assert all(lock is owner for lock in locks["near_material"])
+    for kind in ("random_key", "near_key"):
+        (lock,) = locks[kind]
+        assert isinstance(lock, deep_lock.DeepLock) and lock.key_fingerprint != key.fingerprint
