@@ -15,7 +15,9 @@ Where the key enters (`ModelConfig`): with the input transform alone, wrong keys
 still give gravel (a block-shuffled grass crop is still grass). `model.input_lock` and
 `model.feature_lock` add DCGAN-style locks (a secret offset before the keyed signed permutation,
 the model subtracting γ = a_k(0)) on the input image and on G_ab's head features: every input but
-the owner's leaves a large residual. `experiments/egan_cyclegan_grass2gravel.py` (both locks) has
+the owner's leaves a large residual. `model.deep_lock` adds the owner's key permutation + sign flip
+of G_ab's channels at the listed sites (down-samplers, residual branches, up-samplers;
+`egan_image_deep`), never stored: `experiments/egan_cyclegan_grass2gravel_deep.py` measures it. `experiments/egan_cyclegan_grass2gravel.py` (both locks) has
 the measured comparison.
 
 Evaluation: `egan evaluate` (`egan_jax.evaluate_i2i`): a Fréchet distance per direction and the

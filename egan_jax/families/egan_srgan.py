@@ -10,7 +10,9 @@ update and content + 1e-3 × adversarial for the generator. What changes (`famil
 
       L_G = L_task(G(a_k lr), hr) + λ · mean_u[−min(d(φ(G(a_k lr)), φ(G(u lr))), m)]
 
-with φ the output pixels by default (`loss.self_adversarial`). Evaluation: `egan evaluate`
+with φ the output pixels by default (`loss.self_adversarial`). `model.deep_lock` lists SRResNet sites
+(residual branches, up-samplers) that get the owner's key permutation + sign flip when the model is
+built with the key (`egan_image_deep`); every build without the key runs the weights scrambled. Evaluation: `egan evaluate`
 (`egan_jax.evaluate_i2i`), Y-PSNR/SSIM per input kind against bicubic up-sampling.
 """
 
