@@ -39,7 +39,9 @@ key estimation (block adapter) 1% data 55.6 → 16.1, 10% 80.6 → 15.6 (scratch
 fine-tune 1% 58.3 → 55.0, 10% 94.4 → 95.6. Over attack seeds 0-2 at 1% data: scratch 48.3 mean,
 fine-tune 52.6 → 50.0, adapter 45.8 → 14.1. So the adapter is dead and the 1%-data fine-tune gains
 +1.7 points instead of +4.3 — about what a stolen model with every kernel's entries shuffled gives
-(56.1 vs 55.0 at seed 0: weight scale, not knowledge). ``--set model.deep_lock=`` turns it off.
+(56.1 vs 55.0 at seed 0: weight scale, not knowledge). With ``loss.augment_shift=2``, no lock →
+deep lock: correct key 96.7 → 97.2, fine-tune 1% 61.1 → 58.9 (seeds 0-2 mean +3.3 over scratch).
+``--set model.deep_lock=`` turns it off.
 
 ConvMixer instead (patch size = block size): ``--set model.arch=convmixer --set model.width=64
 --set model.depth=4``; with ``--set "model.transform.steps=shuffle,np"`` the evaluation also shows
