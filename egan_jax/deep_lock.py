@@ -43,6 +43,14 @@ def _identity(site: str, h: jax.Array) -> jax.Array:
 NO_LOCK = _identity
 
 
+def _signed_permutation(material: FeatureMaterial) -> np.ndarray:
+    """S with ``h @ S = signs ⊙ h[..., permutation]``: S[permutation[k], k] = signs[k]."""
+    c = material.channels
+    matrix = np.zeros((c, c), np.float32)
+    matrix[material.permutation, np.arange(c)] = material.signs
+    return matrix
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class DeepLock:
     """Per-site key material; calling it applies the site's permutation + sign flip (channels last).
@@ -65,10 +73,20 @@ class DeepLock:
         )
 
     def __call__(self, site: str, h: jax.Array) -> jax.Array:
+        """``out[..., k] = signs[k] · h[..., permutation[k]]``, as a product with the signed
+        permutation matrix: exact (one ±1 term per output; full precision so no accelerator
+        rounds it) and, with its backward pass, about half the cost of a gather, whose gradient
+        is a scatter-add on CPU (measured: conv + lock fwd/bwd at 1×64×64×128, lock cost 1.41 ms
+        as a gather vs 0.63 ms as a product; /tmp/s5/lockop.py, session 5)."""
         material = self.materials.get(site)
         if material is None:
             return h
-        return jnp.take(h, material.permutation, axis=-1) * jnp.asarray(material.signs, h.dtype)
+        return jnp.einsum(
+            "...c,cd->...d",
+            h,
+            jnp.asarray(_signed_permutation(material), h.dtype),
+            precision=jax.lax.Precision.HIGHEST,
+        )
 
     def inverse(self, site: str, g: jax.Array) -> jax.Array:
         material = self.materials.get(site)
