@@ -111,6 +111,21 @@ def test_lr_scale_flag_is_refused_where_it_does_not_apply(tmp_path, capsys):
         assert main(["attack", *argv, "--workdir", str(tmp_path)]) != 0
     err = capsys.readouterr().err
     assert "--lr-scale applies to `egan attack finetune`" in err and "must be > 0" in err
+    for argv in (["finetune", "--adapter", "sites"], ["prune", "--control"]):
+        assert main(["attack", *argv, "--workdir", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "--adapter applies to `egan attack estimate`" in err
+    assert "--control applies to `egan attack estimate`" in err
+    # an image-family run would have ignored them
+    from conftest import REPO
+
+    from egan_jax.config import load_config
+
+    save_config(
+        load_config(REPO / "experiments" / "egan_srgan_photos.py"), tmp_path / "config.json"
+    )
+    assert main(["attack", "estimate", "--adapter", "sites", "--workdir", str(tmp_path)]) != 0
+    assert "on a 'egan_srgan' run" in capsys.readouterr().err
 
 
 def test_attacker_data_subset_is_a_seeded_tenth():

@@ -216,25 +216,35 @@ ATTACKS = {
 }
 
 
-def _check_lr_scale(args: argparse.Namespace) -> None:
+def _check_dcgan_flags(args: argparse.Namespace) -> None:
+    """--lr-scale, --adapter and --control exist for one attack on egan_dcgan runs each: elsewhere
+    they would be silently ignored, so they are refused."""
     from egan_jax.config import read_config
     from egan_jax.errors import ConfigError
 
+    given = {
+        "--lr-scale": ("finetune", args.lr_scale is not None),
+        "--adapter": ("estimate", getattr(args, "adapter", "latent") != "latent"),
+        "--control": ("estimate", bool(getattr(args, "control", False))),
+    }
+    given = {flag: attack for flag, (attack, on) in given.items() if on}
+    if not given:
+        return
     family = read_config(Path(args.workdir) / "config.json").family
-    if family != "egan_dcgan" or args.attack != "finetune":
-        raise ConfigError(
-            f"--lr-scale applies to `egan attack finetune` on an egan_dcgan run, not to "
-            f"`{args.attack}` on a {family!r} run; drop the flag"
-        )
-    if not args.lr_scale > 0:
+    for flag, attack in given.items():
+        if family != "egan_dcgan" or args.attack != attack:
+            raise ConfigError(
+                f"{flag} applies to `egan attack {attack}` on an egan_dcgan run, not to "
+                f"`{args.attack}` on a {family!r} run; drop the flag"
+            )
+    if args.lr_scale is not None and not args.lr_scale > 0:
         raise ConfigError(f"--lr-scale must be > 0, got {args.lr_scale}")
 
 
 def run_attack(args: argparse.Namespace) -> int:
     from egan_jax.cli import classifier_cmd
 
-    if args.lr_scale is not None:
-        _check_lr_scale(args)
+    _check_dcgan_flags(args)
     if classifier_cmd.is_classifier_run(args.workdir):  # finetune, estimate, search
         return classifier_cmd.run_attack(args)
     from egan_jax import evaluate_i2i
