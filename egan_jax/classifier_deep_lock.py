@@ -17,8 +17,6 @@ run without it (`NO_LOCK`). The plain baseline twin never has one.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from flax import nnx
 
 from egan_jax import deep_lock
@@ -64,11 +62,12 @@ def attach_key(model: nnx.Module, config: Config, key: SecretKey | None) -> None
 def attach_owner(model: nnx.Module, config: Config) -> None:
     """The owner's lock when the config names sites and its key file is here; otherwise none (a
     model restored without the key, as a thief restores it)."""
+    from egan_jax.models.classifiers import lock_target
+
     path = config.model.transform.key_file
-    if sites(config) and path is not None and Path(path).exists():
-        attach_key(model, config, SecretKey.load(path))
-    else:
-        attach_key(model, config, None)
+    lock_target(model).deep_lock = deep_lock.owner_lock(
+        path, sites(config), lambda: SecretKey.load(path)
+    )
 
 
 def remove(model: nnx.Module) -> nnx.Module:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -142,6 +143,15 @@ def from_arrays(arrays: Mapping[str, tuple[jax.Array, jax.Array]]):
         return jnp.take(h, permutation, axis=-1) * signs.astype(h.dtype)
 
     return lock
+
+
+def owner_lock(key_file: str | None, sites: Mapping[str, int], load_key):
+    """The lock a model built from a config gets: the owner's (`load_key()`) when the config names
+    sites and its key file is here (None: a demo key `load_key` supplies), else `NO_LOCK` — a model
+    restored where the key file is not, as a thief restores it."""
+    if not sites or (key_file is not None and not Path(key_file).exists()):
+        return NO_LOCK
+    return make_lock(load_key(), sites)
 
 
 @contextlib.contextmanager

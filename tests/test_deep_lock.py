@@ -82,3 +82,15 @@ def test_array_form_matches_the_lock_and_identity_without_one():
     run = jax.jit(lambda arrays, h: from_arrays(arrays)("block1", h))
     np.testing.assert_array_equal(run(lock_arrays(lock, SITES), h), lock("block1", h))
     np.testing.assert_array_equal(run(lock_arrays(NO_LOCK, SITES), h), h)
+
+
+def test_owner_lock_needs_sites_and_a_present_key_file(tmp_path):
+    from egan_jax.deep_lock import owner_lock
+
+    present = KEY.save(tmp_path / "k.key")
+    assert isinstance(owner_lock(str(present), SITES, lambda: KEY), DeepLock)
+    assert isinstance(owner_lock(None, SITES, lambda: KEY), DeepLock)  # the demo key
+    # restored where the key file is not (a thief): no lock, and the key is never asked for
+    missing = owner_lock(str(tmp_path / "gone.key"), SITES, lambda: pytest.fail("loaded"))
+    assert missing is NO_LOCK
+    assert owner_lock(str(present), {}, lambda: KEY) is NO_LOCK

@@ -175,3 +175,10 @@ def test_report_inputs_run_with_the_deep_lock_their_holder_builds():
     for kind in ("random_key", "near_key"):
         (lock,) = locks[kind]
         assert isinstance(lock, deep_lock.DeepLock) and lock.key_fingerprint != key.fingerprint
+
+
+def test_srgan_restored_without_its_key_file_builds_without_the_lock(tmp_path):
+    # a thief's machine: the config names a key file that is not there (SRGAN's default has no
+    # other key-dependent part, so the build must not ask for it)
+    config = tiny("egan_srgan", f"model.key_file={tmp_path / 'gone.key'}")
+    assert build(config)["generator"].generator.deep_lock is deep_lock.NO_LOCK

@@ -229,9 +229,9 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
         watermark.embed_signature_init(models["generator"], watermark.signature_bits(wm.signature))
     if design(config).kind == "feature_lock":
         models["generator"].key_lock = KeyLock(jnp.asarray(_lock_value(config)))
-    path = config.model.key_file
-    if path is None or Path(path).exists():  # absent: restored without the key (a thief)
-        attach_key(models["generator"], config, load_key(config))
+    models["generator"].deep_lock = deep_lock.owner_lock(
+        config.model.key_file, deep_sites(config), lambda: load_key(config)
+    )
     return models
 
 

@@ -37,9 +37,12 @@ def deep_sites(config: Config) -> dict[str, int]:
 
 
 def owner_deep_lock(config: Config, key=None):
-    """The owner's deep lock (`NO_LOCK` without sites); `key` defaults to the run's key."""
+    """The owner's deep lock (`NO_LOCK` without sites); `key` defaults to the run's key, and
+    without it a model restored where the key file is not (a thief's) gets none."""
     sites = deep_sites(config)
-    return deep_lock.make_lock(key or load_key(config), sites) if sites else deep_lock.NO_LOCK
+    if key is not None:
+        return deep_lock.make_lock(key, sites)
+    return deep_lock.owner_lock(config.model.key_file, sites, lambda: load_key(config))
 
 
 def without_deep_lock(model: nnx.Module):
