@@ -244,11 +244,15 @@ def attack_finetune(
 
         generator = result.models["generator"]
         generate = make_generate(source, generator)
-        rows.append(  # the thief trained and runs the plain model
+        # the thief trained and runs the plain model; the owner queries it with his trigger (the
+        # from-scratch thief's is the control: his model must not show the owner's marks)
+        thief = watermark_checks(source, generator, plain_variant(), seed=seed)
+        rows.append(
             {
                 "name": f"fine-tune {label} (no key)",
                 "kind": "attack_finetune",
                 "fd": scorer(batched(generate, plain_variant(), z)),
+                **({"note": watermark_note(thief), **thief} if thief else {}),
             }
         )
         if not scratch:

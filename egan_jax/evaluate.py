@@ -323,16 +323,19 @@ def watermark_note(checks: dict[str, float]) -> str:
 
 
 def watermark_rows(config: Config, generator: nnx.Module, key: SecretKey, *, seed: int = 0):
-    """Black-box logo SSIM (correct key / no key) and white-box bit error rate, when trained in."""
+    """Black-box logo SSIM (correct key / no key / the plain model, as a thief runs it) and
+    white-box bit error rate, when trained in."""
     from egan_jax.families.egan_dcgan import variants
 
     rows = []
-    if config.loss.watermark.trigger_weight > 0:
-        for variant in (variants(config, key).authorized, no_key_variant()):
+    wm = config.loss.watermark
+    if wm.trigger_weight > 0:
+        for variant in (variants(config, key).authorized, no_key_variant(), plain_variant()):
             value = watermark_checks(config, generator, variant, seed=seed)["logo_ssim"]
             rows.append(
                 {
-                    "name": f"black-box watermark ({variant.name})",
+                    "name": "black-box watermark "
+                    + ("(plain model)" if variant.kind == "plain" else f"({variant.name})"),
                     "kind": "watermark",
                     "fd": None,
                     "note": watermark_note({"logo_ssim": value}),

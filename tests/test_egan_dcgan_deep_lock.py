@@ -109,12 +109,21 @@ def test_site_adapter_starts_as_identity_and_can_express_the_owner_lock(keys):  
 def test_deep_locked_run_attacks_store_their_rows(keys, tmp_path, monkeypatch):  # noqa: F811
     from types import SimpleNamespace
 
-    from egan_jax import attack_runs
+    from egan_jax import attack_runs, evaluate
     from egan_jax.train import load_trained, train_and_evaluate
 
-    config = egan_config(keys["a"], SITES)
+    marks = ("loss.watermark.trigger_weight=0.25", "loss.watermark.signature_weight=1.0")
+    config = egan_config(keys["a"], SITES, *marks)
     train_and_evaluate(config, tmp_path / "run")
     monkeypatch.setattr(attack_runs, "FrechetScorer", MeanScorer)
+    generator = load_trained(tmp_path / "run")[1]["generator"]
+    marks = evaluate.watermark_rows(config, generator, egan_dcgan.load_key(config))
+    assert [r["name"] for r in marks] == [
+        "black-box watermark (correct key)",
+        "black-box watermark (no key)",
+        "black-box watermark (plain model)",  # the stolen copy as a thief runs it
+        "white-box signature",
+    ]
     rows = attack_runs.attack_estimate(
         tmp_path / "run", adapter="sites", steps=2, num_samples=8, control=True
     )
@@ -138,4 +147,7 @@ def test_deep_locked_run_attacks_store_their_rows(keys, tmp_path, monkeypatch): 
         "fine-tune with D, lr × 1 (correct key)",
     ]
     assert not any("scratch" in r["name"] for r in rows)  # scratch does not depend on the lr
+    # the owner queries the thief's model (plain, no key) for his marks, and with his key
+    for row in rows:
+        assert {"logo_ssim", "bit_error_rate"} <= set(row) and "logo SSIM" in row["note"]
     assert (tmp_path / "run" / "attacks" / "finetune_lr1.json").exists()
