@@ -168,6 +168,7 @@ def make_classifier(config: Config, rngs: nnx.Rngs, outputs: int) -> nnx.Module:
         input_codes=getattr(m, "input_codes", 0),
         input_block=m.transform.block if hasattr(m, "transform") else 4,
         input_raw=getattr(m, "input_raw", False),
+        input_mlp=getattr(m, "input_mlp", 0),
         rngs=rngs,
     )
 

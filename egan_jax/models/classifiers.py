@@ -350,6 +350,7 @@ def build_classifier(
     input_codes: int = 0,
     input_block: int = 4,
     input_raw: bool = False,
+    input_mlp: int = 0,
     rngs: nnx.Rngs,
 ) -> nnx.Module:
     """The classifier named ``arch`` (one of :data:`ARCHITECTURES`).
@@ -360,28 +361,38 @@ def build_classifier(
     ``input_codes`` > 0 (CNN, ResNet-18): the first layer is a learned per-position value embedding
     of ``width`` features over ``input_codes`` levels and ``input_block``-periodic positions
     (``egan_jax.models.classifier_embedding``), the network behind it takes ``width`` channels;
-    ``input_raw``: the raw ``channels`` as well, and the embedding starts at zero.
+    ``input_raw``: the raw ``channels`` as well, and the embedding starts at zero. ``input_mlp`` > 0
+    (CNN, ResNet-18): the first layer is a per-position pixel MLP with that many hidden units
+    (``egan_jax.models.classifier_position_mlp``) instead.
     """
     if arch not in _BUILDERS:
         raise ConfigError(f"model.arch={arch!r} is unknown; valid: {', '.join(ARCHITECTURES)}")
-    if not input_codes:
+    if not (input_codes or input_mlp):
         return _BUILDERS[arch](
             num_classes, image_size, channels, width, depth, patch_size, heads, rngs
         )
     from egan_jax.models.classifier_embedding import EmbeddedClassifier, PositionValueEmbedding
+    from egan_jax.models.classifier_position_mlp import PositionMLP
 
-    if arch in PATCH_ARCHITECTURES:
+    field = f"model.input_codes={input_codes}" if input_codes else f"model.input_mlp={input_mlp}"
+    if arch in PATCH_ARCHITECTURES or (input_codes and input_mlp):
         raise ConfigError(
-            f"model.input_codes={input_codes} is for arch cnn or resnet18; {arch} has its own "
-            "patch embedding (set model.input_codes=0)"
+            f"{field} is for arch cnn or resnet18 and excludes the other input layer; {arch} has "
+            "its own patch embedding (set model.input_codes=0 and model.input_mlp=0 for it)"
         )
-    embedding = PositionValueEmbedding(
-        channels=channels,
-        features=width,
-        codes=input_codes,
-        block_size=input_block,
-        zero_init=input_raw,
-        rngs=rngs,
+    embedding = (
+        PositionValueEmbedding(
+            channels=channels,
+            features=width,
+            codes=input_codes,
+            block_size=input_block,
+            zero_init=input_raw,
+            rngs=rngs,
+        )
+        if input_codes
+        else PositionMLP(
+            channels=channels, features=width, hidden=input_mlp, block_size=input_block, rngs=rngs
+        )
     )
     inputs = width + (channels if input_raw else 0)
     network = _BUILDERS[arch](
