@@ -49,6 +49,7 @@ def _load(workdir: Path, key: SecretKey | None, check_key: bool):
     if not check_key:  # the thief has the weights, not the owner's feature key (identity hook)
         generator = models[task_of(config).keyed_role]  # nor the deep lock the key supplies
         generator.feature_key = None
+        generator.key_inverse = None  # nor the `key_inverse` input map
         generator.generator.deep_lock = NO_LOCK
     return config, models, key
 
@@ -221,6 +222,7 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
     from egan_jax.deep_lock import attached
     from egan_jax.evaluate_i2i import forward_fn
     from egan_jax.families.egan_image import (
+        key_inverse,
         load_key,
         owner_deep_lock,
         paired_variants,
@@ -244,7 +246,7 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
         rows.append(_row(f"fine-tune {label} (no key)", "attack_finetune", scorer(forward), note))
         stolen = result.models[task.keyed_role]  # the owner runs it with the deep lock of the key
         with attached(stolen.generator, owner_deep_lock(source, key)):
-            owner = forward_fn(stolen, feature=owner_feature)
+            owner = forward_fn(stolen, feature=owner_feature, key_inverse=key_inverse(source, key))
         rows.append(_row(f"fine-tune {label} (owner's correct key)", "attack_finetune",
                          scorer(owner, authorized)))  # fmt: skip
     rows.append(_scratch_row(source, workdir, scorer, steps))

@@ -68,19 +68,31 @@ def baseline_config(config: Config) -> Config:
     )
 
 
+OWN = "own"  # `forward_fn(key_inverse=OWN)`: the generator's own input map
+
+
 def forward_fn(
     generator: nnx.Module,
     batch: int = 16,
     feature: Callable | None = None,
     lock: Callable | None = None,
+    key_inverse: Callable | None | str = OWN,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Eval-mode `images -> generator(images)` in batches (numpy in, numpy out, compiled once);
     `feature`: the feature-map transform a `KeyedGenerator` uses instead of its stored key;
-    `lock`: the deep lock to run with instead of the generator's own (`egan_jax.deep_lock`)."""
+    `lock`: the deep lock to run with instead of the generator's own (`egan_jax.deep_lock`);
+    `key_inverse`: the `key_inverse` input map to run with instead of its own (None: none)."""
     generator.eval()
     inner = getattr(generator, "generator", generator)
-    with attached(inner, inner.deep_lock if lock is None else lock):
-        graphdef, state = nnx.split(generator)  # the lock is static: part of graphdef
+    own_inverse = getattr(generator, "key_inverse", None)
+    if key_inverse is not OWN:
+        generator.key_inverse = key_inverse
+    try:
+        with attached(inner, inner.deep_lock if lock is None else lock):
+            graphdef, state = nnx.split(generator)  # lock and inverse are static: in graphdef
+    finally:
+        if key_inverse is not OWN:
+            generator.key_inverse = own_inverse
     kwargs = {} if feature is None else {"feature": feature}
     run = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x, **kwargs))
 
@@ -107,27 +119,65 @@ def _inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
 
 
 def _sr_inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
-    """(name, kind, image transform, feature transform or None, deep lock) of every input kind
-    (SRGAN and CycleGAN: with `model.feature_key` each key also acts on the generator's head
-    features). The deep lock (`model.deep_lock`) is the one each input's holder builds: the
-    owner's for the correct key and his near-miss materials, a random or near-miss key's own,
-    none without a key."""
-    from egan_jax.families.egan_image import deep_sites, paired_variants, uses_feature_key
+    """(name, kind, image transform, feature transform or None, deep lock, key-inverse input map
+    or `OWN`) of every input kind (SRGAN and CycleGAN: with `model.feature_key` each key also acts
+    on the generator's head features). The deep lock (`model.deep_lock`) is the one each input's
+    holder builds: the owner's for the correct key and his near-miss materials, a random or
+    near-miss key's own, none without a key.
+
+    With the `key_inverse` input map (`egan_image_deep`) the inverse is the holder's too: a random
+    or near-miss key's holder builds a_r⁻¹, so his input arrives as x and only the deep lock is
+    wrong; "no key" is raw input to the owner's model (inverse and lock: a scrambled image), since
+    the keyless build (neither) is the report's wrapper-deleted row."""
+    from egan_jax.families.egan_image import (
+        deep_sites,
+        input_map,
+        paired_variants,
+        uses_feature_key,
+    )
 
     sites = deep_sites(config)
-    keys = {v.name: v.key for v in _inputs(config, key, spec)}
+    inputs = _inputs(config, key, spec)
+    keys = {v.name: v.key for v in inputs}
+    inverse = input_map(config) == "key_inverse"
+    inverses = {v.name: v.material.inverse for v in inputs if v.key is not None}
     owner = make_lock(key, sites)  # one object, so callers may share a compiled forward
+    owners = (
+        ("authorized", "near_material", "no_key") if inverse else ("authorized", "near_material")
+    )
 
     def lock_of(name: str, kind: str):
-        if kind in ("authorized", "near_material") or not sites:
+        if kind in owners or not sites:
             return owner
         return make_lock(keys.get(name), sites)  # None (no key): NO_LOCK
 
+    def inverse_of(name: str, kind: str):
+        if not inverse or kind in owners:
+            return OWN
+        return inverses[name]
+
     if uses_feature_key(config):
-        return [(p.name, p.kind, p.image, p.feature, lock_of(p.name, p.kind))
+        return [(p.name, p.kind, p.image, p.feature, lock_of(p.name, p.kind),
+                 inverse_of(p.name.removesuffix(" (image)"), p.kind))
                 for p in paired_variants(config, key, spec)]  # fmt: skip
-    return [(v.name, v.kind, v.apply, None, lock_of(v.name, v.kind))
-            for v in _inputs(config, key, spec)]  # fmt: skip
+    return [(v.name, v.kind, v.apply, None, lock_of(v.name, v.kind), inverse_of(v.name, v.kind))
+            for v in inputs]  # fmt: skip
+
+
+def has_input_map(generator: nnx.Module) -> bool:
+    """Whether a keyed generator has an input map a white-box thief could delete."""
+    return (
+        getattr(generator, "adapter", None) is not None
+        or getattr(generator, "key_inverse", None) is not None
+    )
+
+
+def no_key_lock(config: Config):
+    """The deep lock of the "no key" input: none (the thief's build) — but with the
+    `key_inverse` input map, raw input to the owner's model (its own lock; see `_sr_inputs`)."""
+    from egan_jax.families.egan_image import input_map
+
+    return None if input_map(config) == "key_inverse" else NO_LOCK
 
 
 # --- SRGAN ---------------------------------------------------------------------------------------
@@ -157,7 +207,7 @@ def sr_family_scores(config: Config, models) -> dict[str, float]:
     raw = to_float(lr)
     keyed = np.asarray(cached_variants(config).authorized.apply(raw))
     results = _scores(forward(keyed), hr, scale)
-    no_key = forward_fn(models["generator"], feature=_no_feature(config), lock=NO_LOCK)
+    no_key = forward_fn(models["generator"], feature=_no_feature(config), lock=no_key_lock(config))
     no_key = _scores(no_key(raw), hr, scale)
     results.update({f"{name}_no_key": value for name, value in no_key.items()})
     bicubic = _scores(to_float(bicubic_upscale(lr, scale)), hr, scale)
@@ -192,9 +242,10 @@ def sr_rows(config, models, key, spec, baseline: Path | None):
         _, base_models, _ = load_trained(baseline)
         add("unprotected baseline", "baseline", forward_fn(base_models["generator"])(raw))
     generator = models["generator"]
-    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
-        add(name, kind, forward_fn(generator, feature=feature, lock=lock)(np.asarray(image(raw))))
-    if models["generator"].adapter is not None:  # a white-box thief deletes the input map
+    for name, kind, image, feature, lock, inverse in _sr_inputs(config, key, spec):
+        forward = forward_fn(generator, feature=feature, lock=lock, key_inverse=inverse)
+        add(name, kind, forward(np.asarray(image(raw))))
+    if has_input_map(models["generator"]):  # a white-box thief deletes the input map
         add(ADAPTER_REMOVED, "adapter_removed", wrapper_deleted_fn(models["generator"])(raw))
     return rows, previews
 
@@ -225,7 +276,9 @@ def cycle_family_scores(config: Config, models) -> dict[str, float]:
 
     test_a, test_b = _cycle_test(config)
     g_ab, g_ba = forward_fn(models["generator_ab"]), forward_fn(models["generator_ba"])
-    no_key = forward_fn(models["generator_ab"], feature=_no_feature(config), lock=NO_LOCK)
+    no_key = forward_fn(
+        models["generator_ab"], feature=_no_feature(config), lock=no_key_lock(config)
+    )
     keyed = np.asarray(cached_variants(config).authorized.apply(test_a))
     results = {
         "cycle_psnr_a": float(np.mean(cycle_psnr(test_a, g_ba(g_ab(keyed))))),
@@ -285,12 +338,14 @@ def cycle_rows(config, models, key, spec, baseline: Path | None, cache_dir: str 
         fake_b = base_ab(test_a)
         rows.append(row("unprotected baseline", "baseline", fake_b, base_ba))
         previews["unprotected baseline"] = fake_b[:PREVIEWS]
-    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
-        forward = forward_fn(models["generator_ab"], feature=feature, lock=lock)
+    for name, kind, image, feature, lock, inverse in _sr_inputs(config, key, spec):
+        forward = forward_fn(
+            models["generator_ab"], feature=feature, lock=lock, key_inverse=inverse
+        )
         fake_b = forward(np.asarray(image(test_a)))
         rows.append(row(name, kind, fake_b, g_ba))
         previews[name] = fake_b[:PREVIEWS]
-    if models["generator_ab"].adapter is not None:  # a white-box thief deletes the input map
+    if has_input_map(models["generator_ab"]):  # a white-box thief deletes the input map
         fake_b = wrapper_deleted_fn(models["generator_ab"])(test_a)
         rows.append(row(ADAPTER_REMOVED, "adapter_removed", fake_b, g_ba))
         previews[ADAPTER_REMOVED] = fake_b[:PREVIEWS]

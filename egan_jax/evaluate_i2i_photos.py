@@ -35,7 +35,7 @@ def held_out_photos(config: Config) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def photo_rows(workdir: str | Path, baseline: str | Path | None, random_keys: int = 10):
     from egan_jax.data import to_float, to_uint8
-    from egan_jax.evaluate_i2i import _sr_inputs, forward_fn, wrapper_deleted_fn
+    from egan_jax.evaluate_i2i import _sr_inputs, forward_fn, has_input_map, wrapper_deleted_fn
     from egan_jax.families.egan_image import load_key
     from egan_jax.image_quality import bicubic_upscale, sr_scores
     from egan_jax.train import load_trained
@@ -70,12 +70,14 @@ def photo_rows(workdir: str | Path, baseline: str | Path | None, random_keys: in
         forward = forward_fn(base_models["generator"], batch=1)
         add("unprotected baseline", "baseline", [forward(to_float(lr[None])) for lr, _ in pairs])
     forwards = {}  # one compile per photo shape for every input sharing a feature map and lock
-    for name, kind, image, feature, lock in _sr_inputs(config, key, spec):
-        if (id(feature), id(lock)) not in forwards:
-            forwards[id(feature), id(lock)] = forward_fn(models["generator"], 1, feature, lock)
-        forward = forwards[id(feature), id(lock)]
+    for name, kind, image, feature, lock, inverse in _sr_inputs(config, key, spec):
+        if (id(feature), id(lock), id(inverse)) not in forwards:
+            forwards[id(feature), id(lock), id(inverse)] = forward_fn(
+                models["generator"], 1, feature, lock, inverse
+            )
+        forward = forwards[id(feature), id(lock), id(inverse)]
         add(name, kind, [forward(np.asarray(image(to_float(lr[None])))) for lr, _ in pairs])
-    if models["generator"].adapter is not None:
+    if has_input_map(models["generator"]):
         forward = wrapper_deleted_fn(models["generator"], batch=1)
         add(
             "input map deleted", "adapter_removed", [forward(to_float(lr[None])) for lr, _ in pairs]

@@ -166,7 +166,7 @@ def test_report_inputs_run_with_the_deep_lock_their_holder_builds():
     spec = UnauthorizedSpec(random_keys=1, near_keys=1, near_materials=1, label="evaluate")
     locks = {kind: [] for kind in ("authorized", "no_key", "random_key", "near_key",
                                    "near_material")}  # fmt: skip
-    for _, kind, _, _, lock in _sr_inputs(config, key, spec):
+    for _, kind, _, _, lock, _ in _sr_inputs(config, key, spec):
         locks[kind].append(lock)
     owner = locks["authorized"][0]
     assert isinstance(owner, deep_lock.DeepLock) and owner.key_fingerprint == key.fingerprint

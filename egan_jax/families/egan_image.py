@@ -49,7 +49,13 @@ from egan_jax.families.egan_dcgan import (
     load_key,
     objective_config,
 )
-from egan_jax.families.egan_image_deep import deep_sites, owner_deep_lock, without_deep_lock
+from egan_jax.families.egan_image_deep import (
+    deep_sites,
+    input_map,
+    key_inverse,
+    owner_deep_lock,
+    without_deep_lock,
+)
 from egan_jax.transforms.compose import validate_config
 from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix, training_spec
 
@@ -60,6 +66,8 @@ __all__ = [
     "UnauthorizedConfig",
     "check_protection",
     "deep_sites",
+    "input_map",
+    "key_inverse",
     "key_fingerprint",
     "keyed_optimizer",
     "paired_variants",
@@ -83,9 +91,12 @@ class KeyConfig:
     block: int = 4  # block size M of the key transform
     steps: tuple[str, ...] = ("shuffle", "np")  # transforms.compose.STEPS, in order ("ffx" too)
     ffx_variant: str = "decimal"
-    adapter: bool = True  # the learned per-block input map (see the module doc)
+    # the input map: True / "learned" (a learned per-block map, see the module doc), False /
+    # "none", or "key_inverse" (the exact a_k⁻¹, from the key at build time; `egan_image_deep`)
+    adapter: bool | str = True
     adapter_lr_scale: float = 100.0
-    # also push G without its adapter (raw input) away, so that deleting the adapter is no bypass
+    # also push G without its input map and deep lock (raw input; a thief's build) away, so
+    # that deleting the wrapper is no bypass
     adapter_bypass: bool = True
     # generator sites (`deep_sites`) with a deep lock: key permutations + signs derived when the
     # owner builds the model, never stored (`egan_jax.deep_lock`); () = none
@@ -114,6 +125,7 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
                 "pick a block size that divides it (e.g. 4) or change data.image_size"
             )
     deep_sites(config)  # unknown or repeated site names: a ConfigError naming the valid ones
+    input_map(config)  # a bad model.adapter value, or key_inverse with FFX: a ConfigError
     if not m.adapter_lr_scale > 0:
         raise ConfigError(f"model.adapter_lr_scale must be positive, got {m.adapter_lr_scale}")
     if not 0 < u.fraction <= 1:
@@ -230,7 +242,9 @@ def mix_pairs(pairs, x: jax.Array, key: jax.Array):
 
 
 class KeyedGenerator(nnx.Module):
-    """`generator(adapter(x))`: the family's generator behind a learned per-block input map."""
+    """`generator(adapter(x))`: the family's generator behind its input map — a learned per-block
+    map (`adapter`) or the exact inverse of the owner's key transform (`key_inverse`, a function
+    set by `keyed` from the key: never part of a checkpoint)."""
 
     def __init__(self, generator: nnx.Module, *, block: int, channels: int, use_adapter: bool,
                  rngs: nnx.Rngs, feature: Callable | None = None):  # fmt: skip
@@ -239,6 +253,7 @@ class KeyedGenerator(nnx.Module):
         # the owner's feature key (`feature_variants`), applied through the generator's
         # `feature_transform` hook on each call; a function, so never part of a checkpoint
         self.feature_key = feature
+        self.key_inverse: Callable | None = None
         # `keyed` adds `key_lock`, γ of `model.feature_lock` (a `KeyLock`: public, checkpointed)
 
     def __call__(
@@ -249,6 +264,8 @@ class KeyedGenerator(nnx.Module):
         if input_lock is not None:
             x = x - jnp.tile(input_lock[...], (x.shape[1] // input_lock.shape[0],
                                                 x.shape[2] // input_lock.shape[1], 1))  # fmt: skip
+        if self.key_inverse is not None:
+            x = self.key_inverse(x)
         if self.adapter is not None:
             x = self.adapter(x)
         hook = feature or self.feature_key
@@ -271,10 +288,11 @@ def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerat
         generator,
         block=m.block,
         channels=config.data.channels,
-        use_adapter=m.adapter,
+        use_adapter=input_map(config) == "learned",
         rngs=rngs,
         feature=feature,
     )
+    model.key_inverse = key_inverse(config)  # from the key at build time; never stored
     if uses_feature_lock(config):
         model.key_lock = KeyLock(jnp.asarray(cached_pairs(config)[0].material.lock_value()))
     from egan_jax.families import egan_image_lock as lock
@@ -332,7 +350,7 @@ def unauthorized_features(
     else:
         x_u, _ = mix(unauthorized, x[:count], key)
         pairs = [(slice(0, count), generator, x_u)]
-    if config.model.adapter and config.model.adapter_bypass:
+    if input_map(config) != "none" and config.model.adapter_bypass:
         # a thief who deletes the wrapper: no input map, no feature key (identity hook) and, as
         # anyone who builds the model without the key, no deep lock
         bypass = max(1, count // (len(unauthorized) + 1))

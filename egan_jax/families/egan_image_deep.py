@@ -7,15 +7,19 @@ down-/up-sampling activations). Each is a re-labelling of the next conv's input 
 owner's network trains as a plain one; the material comes from the key file and is never in the
 checkpoint. Every build without the key — the thief's models in `attacks_i2i`, the "adapter
 removed" row of `egan evaluate` — runs the stolen weights with the channels of every locked site in
-the wrong order and sign.
+the wrong order and sign. The same holds for the `key_inverse` input map (below): the exact
+inverse of the owner's block transform, derived from the key at build time and never stored.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from flax import nnx
 
 from egan_jax import deep_lock
 from egan_jax.config import Config
+from egan_jax.errors import ConfigError
 from egan_jax.families.egan_dcgan import load_key
 
 
@@ -50,3 +54,48 @@ def without_deep_lock(model: nnx.Module):
     what every build without the owner's key (a thief's) has."""
     inner = getattr(model, "generator", model)
     return deep_lock.attached(inner, deep_lock.NO_LOCK)
+
+
+# --- the input map (`model.adapter`) ------------------------------------------------------------
+# "learned": a per-block linear map in the weights (`attacks.BlockAdapter`; True in configs);
+# "none": no input map (False); "key_inverse": the exact inverse a_k⁻¹ of the owner's block
+# transform, derived from the key when the owner builds the model and never stored (as the deep
+# lock): the owner's network sees a_k⁻¹(a_k(x)) = x exactly, every other input a scrambled image,
+# and a build without the key (a thief's) has no input map at all.
+INPUT_MAPS = ("learned", "none", "key_inverse")
+
+
+def input_map(config: Config) -> str:
+    """The config's input map, one of `INPUT_MAPS` (True / False are "learned" / "none")."""
+    value = getattr(config.model, "adapter", True)
+    if value is True or value is False:
+        return "learned" if value else "none"
+    if value not in INPUT_MAPS:
+        raise ConfigError(
+            f"model.adapter={value!r}; valid: true (= 'learned'), false (= 'none') or one of "
+            f"{list(INPUT_MAPS)}"
+        )
+    if value == "key_inverse" and "ffx" in config.model.steps:
+        raise ConfigError(
+            "model.adapter='key_inverse' inverts the key transform exactly, which FFX cannot do "
+            "for inputs it did not encode (no key, other keys); drop 'ffx' from model.steps or "
+            "use model.adapter=true (the learned map)"
+        )
+    return value
+
+
+def key_inverse(config: Config, key=None):
+    """a_k⁻¹ of `key`'s block transform (a jittable function of an NHWC float batch), or None
+    where the config has no `key_inverse` input map. `key` defaults to the run's key, and a model
+    restored where the key file is not (a thief's) gets none — the rule of `deep_lock.owner_lock`."""
+    if input_map(config) != "key_inverse":
+        return None
+    if key is None:
+        key_file = config.model.key_file
+        if key_file is not None and not Path(key_file).exists():
+            return None
+        key = load_key(config)
+    from egan_jax.families.egan_image import transform_config
+    from egan_jax.transforms.compose import Pipeline
+
+    return Pipeline.from_config(transform_config(config), key).inverse
