@@ -281,6 +281,10 @@ def bench_shape(shape, *, repeats: int, step_repeats: int, with_step: bool) -> d
         / ms["inverse/3_flat_gather_library"],
         "numpy_per_image / 6_uint8_in_position_lut": ms["baseline/numpy_per_image"]
         / ms["forward/6_uint8_in_position_lut"],
+        # the ceiling of "numpy_per_image / library": a transform can read and write the batch no
+        # faster than a plain copy of it (float32 in, float32 out)
+        "numpy_per_image / device_copy (ceiling)": ms["baseline/numpy_per_image"]
+        / ms["baseline/device_copy"],
     }
     if "baseline/dcgan_train_step" in ms:
         ratios["library / dcgan_train_step (%)"] = 100 * default / ms["baseline/dcgan_train_step"]
