@@ -40,7 +40,7 @@ from egan_jax.families import Family, Models, adam_optimizers, egan_cyclegan, eg
 from egan_jax.families import cyclegan as plain_cyclegan
 from egan_jax.families import srgan as plain_srgan
 from egan_jax.families.egan_dcgan import KeyLock
-from egan_jax.families.egan_image import KeyedGenerator, input_map, uses_feature_lock
+from egan_jax.families.egan_image import KeyedGenerator, uses_feature_lock, uses_learned_map
 from egan_jax.families.egan_image_lock import uses_input_lock
 
 
@@ -155,7 +155,7 @@ def build_models(config: Config, rngs: nnx.Rngs) -> Models:
         models[task.keyed_role],
         block=m.block,
         channels=config.data.channels,
-        use_adapter=input_map(config) == "learned",
+        use_adapter=uses_learned_map(config),
         rngs=rngs,
     )  # fmt: skip  (no feature key, no key inverse: the thief runs the stolen weights on raw inputs)
     if uses_feature_lock(config):  # γ is public: it comes with the stolen state below

@@ -131,15 +131,15 @@ def _sr_inputs(config: Config, key: SecretKey, spec: UnauthorizedSpec):
     the keyless build (neither) is the report's wrapper-deleted row."""
     from egan_jax.families.egan_image import (
         deep_sites,
-        input_map,
         paired_variants,
         uses_feature_key,
+        uses_key_inverse,
     )
 
     sites = deep_sites(config)
     inputs = _inputs(config, key, spec)
     keys = {v.name: v.key for v in inputs}
-    inverse = input_map(config) == "key_inverse"
+    inverse = uses_key_inverse(config)
     inverses = {v.name: v.material.inverse for v in inputs if v.key is not None}
     owner = make_lock(key, sites)  # one object, so callers may share a compiled forward
     owners = (
@@ -175,9 +175,9 @@ def has_input_map(generator: nnx.Module) -> bool:
 def no_key_lock(config: Config):
     """The deep lock of the "no key" input: none (the thief's build) — but with the
     `key_inverse` input map, raw input to the owner's model (its own lock; see `_sr_inputs`)."""
-    from egan_jax.families.egan_image import input_map
+    from egan_jax.families.egan_image import uses_key_inverse
 
-    return None if input_map(config) == "key_inverse" else NO_LOCK
+    return None if uses_key_inverse(config) else NO_LOCK
 
 
 # --- SRGAN ---------------------------------------------------------------------------------------

@@ -152,3 +152,21 @@ def test_report_rows_use_the_holders_inverse():
     with deep_lock.attached(generator.generator, lock):
         np.testing.assert_allclose(got, forward_fn(generator.generator)(x), atol=1e-6)
     assert generator.key_inverse is not inverse  # restored after the forward was built
+
+
+def test_inverse_then_learned_map_stores_only_the_learned_map():
+    """`key_inverse_learned`: the exact inverse, then a learned per-block map from the identity —
+    at initialisation the plain locked generator on x; the state is the learned design's."""
+    config = tiny("egan_srgan", "model.adapter=key_inverse_learned")
+    generator = keyed(config)
+    generator.eval()
+    assert generator.adapter is not None and generator.key_inverse is not None
+    x = _images("egan_srgan")
+    np.testing.assert_allclose(
+        generator(protect.authorize(config)(x)), generator.generator(x), atol=1e-6
+    )
+    learned = keyed(tiny("egan_srgan", "model.adapter=true"))
+    a, b = nnx.state(generator), nnx.state(learned)
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for left, right in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+        np.testing.assert_array_equal(left, right)

@@ -54,6 +54,8 @@ from egan_jax.families.egan_image_deep import (
     input_map,
     key_inverse,
     owner_deep_lock,
+    uses_key_inverse,
+    uses_learned_map,
     without_deep_lock,
 )
 from egan_jax.transforms.compose import validate_config
@@ -68,6 +70,8 @@ __all__ = [
     "deep_sites",
     "input_map",
     "key_inverse",
+    "uses_key_inverse",
+    "uses_learned_map",
     "key_fingerprint",
     "keyed_optimizer",
     "paired_variants",
@@ -288,7 +292,7 @@ def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerat
         generator,
         block=m.block,
         channels=config.data.channels,
-        use_adapter=input_map(config) == "learned",
+        use_adapter=uses_learned_map(config),
         rngs=rngs,
         feature=feature,
     )

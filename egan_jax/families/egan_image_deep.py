@@ -61,8 +61,9 @@ def without_deep_lock(model: nnx.Module):
 # "none": no input map (False); "key_inverse": the exact inverse a_k⁻¹ of the owner's block
 # transform, derived from the key when the owner builds the model and never stored (as the deep
 # lock): the owner's network sees a_k⁻¹(a_k(x)) = x exactly, every other input a scrambled image,
-# and a build without the key (a thief's) has no input map at all.
-INPUT_MAPS = ("learned", "none", "key_inverse")
+# and a build without the key (a thief's) has no input map at all; "key_inverse_learned": the exact
+# inverse followed by a learned per-block map that starts at the identity (stored, as "learned").
+INPUT_MAPS = ("learned", "none", "key_inverse", "key_inverse_learned")
 
 
 def input_map(config: Config) -> str:
@@ -75,7 +76,7 @@ def input_map(config: Config) -> str:
             f"model.adapter={value!r}; valid: true (= 'learned'), false (= 'none') or one of "
             f"{list(INPUT_MAPS)}"
         )
-    if value == "key_inverse" and "ffx" in config.model.steps:
+    if value.startswith("key_inverse") and "ffx" in config.model.steps:
         raise ConfigError(
             "model.adapter='key_inverse' inverts the key transform exactly, which FFX cannot do "
             "for inputs it did not encode (no key, other keys); drop 'ffx' from model.steps or "
@@ -84,11 +85,19 @@ def input_map(config: Config) -> str:
     return value
 
 
+def uses_key_inverse(config: Config) -> bool:
+    return input_map(config).startswith("key_inverse")
+
+
+def uses_learned_map(config: Config) -> bool:
+    return input_map(config) in ("learned", "key_inverse_learned")
+
+
 def key_inverse(config: Config, key=None):
     """a_k⁻¹ of `key`'s block transform (a jittable function of an NHWC float batch), or None
     where the config has no `key_inverse` input map. `key` defaults to the run's key, and a model
     restored where the key file is not (a thief's) gets none — the rule of `deep_lock.owner_lock`."""
-    if input_map(config) != "key_inverse":
+    if not uses_key_inverse(config):
         return None
     if key is None:
         key_file = config.model.key_file
