@@ -12,6 +12,9 @@ weight ~1e-4 per step). A separable front layer invites a trivial attack — del
 images — so with `model.adapter_bypass` the raw image through the generator *without* the adapter
 is one more unauthorized input (on `fraction / (variants + 1)` of the batch): the adapter must then
 map a_k(x) to something other than x, and the key is no longer only in a removable layer.
+`model.adapter="key_inverse"` replaces the learned map by the exact a_k⁻¹, derived from the key when
+the owner builds the model and never stored (`egan_image_deep`); the bypass input is then the
+keyless build (raw x, no inverse, no deep lock).
 
 Unauthorized inputs u(x) (no key = the raw image, seeded random keys, near-miss secrets and near-miss
 material; `egan_jax.unauthorized`) run through the same generator on the first
@@ -30,14 +33,12 @@ from collections.abc import Callable, Mapping
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from egan_jax import protection
 from egan_jax.attacks import BlockAdapter
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
-from egan_jax.families import Models, Optimizers, adam, learning_rate_schedule
 from egan_jax.families.egan_dcgan import (
     BATCH_NORM_MODES,
     KeyLock,
@@ -58,6 +59,7 @@ from egan_jax.families.egan_image_deep import (
     uses_learned_map,
     without_deep_lock,
 )
+from egan_jax.families.egan_image_optim import keyed_optimizer, protected_optimizers
 from egan_jax.transforms.compose import validate_config
 from egan_jax.unauthorized import UnauthorizedSpec, Variants, make_variants, mix, training_spec
 
@@ -75,6 +77,7 @@ __all__ = [
     "key_fingerprint",
     "keyed_optimizer",
     "paired_variants",
+    "protected_optimizers",
     "load_key",
     "objective_config",
     "owner_deep_lock",
@@ -311,23 +314,6 @@ def keyed(config: Config, generator: nnx.Module, rngs: nnx.Rngs) -> KeyedGenerat
     return model
 
 
-def _adapter_label(path, _) -> str:
-    return "adapter" if getattr(path[0], "key", None) == "adapter" else "network"
-
-
-def keyed_optimizer(config: Config, model: KeyedGenerator) -> nnx.Optimizer:
-    """Adam for a keyed generator: the adapter at `adapter_lr_scale` × the learning rate."""
-    schedule = learning_rate_schedule(config)
-    scale = config.model.adapter_lr_scale
-    scaled = (lambda step: scale * schedule(step)) if callable(schedule) else scale * schedule
-    optim = config.optim
-    tx = optax.multi_transform(
-        {"adapter": optax.adam(scaled, b1=optim.b1, b2=optim.b2), "network": adam(config)},
-        lambda params: jax.tree_util.tree_map_with_path(_adapter_label, params),
-    )
-    return nnx.Optimizer(model, tx, wrt=nnx.Param)
-
-
 def unauthorized_features(
     config: Config,
     generator: nnx.Module,
@@ -401,13 +387,3 @@ def unauthorized_features(
 def authorize(config: Config):
     """a_k as a jittable function of an NHWC float batch."""
     return cached_variants(config).authorized.apply
-
-
-def protected_optimizers(config: Config, models: Models, keyed_roles, other_roles) -> Optimizers:
-    """The keyed generators' optimizers (adapter scaled) and plain Adam for the other roles."""
-    from egan_jax.families import adam_optimizers
-
-    optimizers = adam_optimizers(config, models, tuple(other_roles))
-    for role in keyed_roles:
-        optimizers[role] = keyed_optimizer(config, models[role])
-    return optimizers
