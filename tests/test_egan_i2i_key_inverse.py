@@ -170,3 +170,29 @@ def test_inverse_then_learned_map_stores_only_the_learned_map():
     assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
     for left, right in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
         np.testing.assert_array_equal(left, right)
+
+
+def test_holder_bypass_trains_each_other_keys_own_build():
+    """`model.holder_bypass`: one more unauthorized pass per training random / near key, raw x
+    through the network with that key's own deep lock (its holder's build: his inverse hands the
+    network x)."""
+    config = tiny(
+        "egan_srgan", "model.holder_bypass=true", "loss.unauthorized.fraction=1.0",
+        "loss.unauthorized.random_keys=2", "loss.unauthorized.near_keys=1",
+    )  # fmt: skip
+    generator = keyed(config)
+    locks = protect.holder_locks(config)
+    key = protect.load_key(config)
+    assert len(locks) == 3 and all(lock.key_fingerprint != key.fingerprint for lock in locks)
+    seen = []
+    generator.generator.deep_lock = lambda site, h: (seen.append(h.shape[0]), h)[1]
+    lr = _images("egan_srgan")
+    sr, features = generator(protect.authorize(config)(lr), return_features=True)
+    seen.clear()
+    out = protect.unauthorized_features(config, generator, lr, sr, features, jax.random.key(0))
+    # 2 unauthorized rows + 1 wrapper-deleted + 3 holder builds (the bypass share: 1 row each)
+    assert out["output"][1].shape[0] == 2 + 1 + 3
+    calls = len(srgan.generator_site_channels(width=4, num_blocks=2))
+    assert seen == [2] * calls  # the holder passes ran with their own locks, not the patched one
+    with pytest.raises(ConfigError, match="holder_bypass"):
+        keyed(tiny("egan_srgan", "model.holder_bypass=true", "model.adapter=true"))

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from egan_jax import protection
+from egan_jax import deep_lock, protection
 from egan_jax.attacks import BlockAdapter
 from egan_jax.config import Config
 from egan_jax.errors import ConfigError
@@ -52,6 +52,7 @@ from egan_jax.families.egan_dcgan import (
 )
 from egan_jax.families.egan_image_deep import (
     deep_sites,
+    holder_locks,
     input_map,
     key_inverse,
     owner_deep_lock,
@@ -105,6 +106,9 @@ class KeyConfig:
     # also push G without its input map and deep lock (raw input; a thief's build) away, so
     # that deleting the wrapper is no bypass
     adapter_bypass: bool = True
+    # with "key_inverse": also the builds of training's other keys (random, near), whose own
+    # inverse hands the network x and whose own deep lock runs it (`egan_image_deep.holder_locks`)
+    holder_bypass: bool = False
     # generator sites (`deep_sites`) with a deep lock: key permutations + signs derived when the
     # owner builds the model, never stored (`egan_jax.deep_lock`); () = none
     deep_lock: tuple[str, ...] = ()
@@ -350,6 +354,13 @@ def unauthorized_features(
                 return generator.generator(inputs, return_features=return_features)
 
         pairs.append((slice(0, bypass), wrapper_deleted, x[:bypass]))
+        for lock in holder_locks(config):  # () without `model.holder_bypass`
+
+            def holder_build(inputs, return_features, lock=lock):
+                with deep_lock.attached(generator.generator, lock):
+                    return generator.generator(inputs, return_features=return_features)
+
+            pairs.append((slice(0, bypass), holder_build, x[:bypass]))
     needed = protection.required_features(objective_config(config))
     name = sa.generator_feature
     auth, unauth = {kind: [] for kind in needed}, {kind: [] for kind in needed}

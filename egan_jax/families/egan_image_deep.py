@@ -13,6 +13,7 @@ inverse of the owner's block transform, derived from the key at build time and n
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from flax import nnx
@@ -70,7 +71,7 @@ def input_map(config: Config) -> str:
     """The config's input map, one of `INPUT_MAPS` (True / False are "learned" / "none")."""
     value = getattr(config.model, "adapter", True)
     if value is True or value is False:
-        return "learned" if value else "none"
+        value = "learned" if value else "none"
     if value not in INPUT_MAPS:
         raise ConfigError(
             f"model.adapter={value!r}; valid: true (= 'learned'), false (= 'none') or one of "
@@ -82,6 +83,14 @@ def input_map(config: Config) -> str:
             "for inputs it did not encode (no key, other keys); drop 'ffx' from model.steps or "
             "use model.adapter=true (the learned map)"
         )
+    holder = getattr(config.model, "holder_bypass", False)
+    if holder and not (value.startswith("key_inverse") and config.model.adapter_bypass):
+        raise ConfigError(
+            "model.holder_bypass needs model.adapter='key_inverse' and model.adapter_bypass=true "
+            "(and deep-lock sites); set those or holder_bypass=false"
+        )
+    if holder and not deep_sites(config):
+        raise ConfigError("model.holder_bypass needs deep-lock sites (model.deep_lock)")
     return value
 
 
@@ -108,3 +117,20 @@ def key_inverse(config: Config, key=None):
     from egan_jax.transforms.compose import Pipeline
 
     return Pipeline.from_config(transform_config(config), key).inverse
+
+
+@functools.lru_cache(maxsize=8)
+def holder_locks(config: Config) -> tuple:
+    """`model.holder_bypass`: the deep locks of training's random and near-miss keys — with the
+    `key_inverse` input map, each such key's holder builds his own inverse (his input reaches the
+    network as x) and his own lock, so training pushes those builds away too. () when off."""
+    if not getattr(config.model, "holder_bypass", False):
+        return ()
+    from egan_jax.families.egan_image import cached_variants
+
+    others = cached_variants(config).unauthorized
+    return tuple(
+        deep_lock.make_lock(v.key, deep_sites(config))
+        for v in others
+        if v.kind in ("random_key", "near_key")
+    )
