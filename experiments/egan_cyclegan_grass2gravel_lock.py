@@ -18,6 +18,11 @@ from egan_jax.config import Config, load_config
 def get_config() -> Config:
     base = load_config(Path(__file__).with_name("egan_cyclegan_grass2gravel.py"))
     model = dataclasses.replace(
-        base.model, feature_key=True, feature_lock=True, input_lock=False, deep_lock=()
+        base.model,
+        feature_key=True,
+        feature_lock=True,
+        input_lock=False,
+        deep_lock=(),
+        adapter=True,
     )
     return dataclasses.replace(base, model=model)

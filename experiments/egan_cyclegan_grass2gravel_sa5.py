@@ -23,6 +23,7 @@ def get_config() -> Config:
     self_adversarial = dataclasses.replace(loss.self_adversarial, weight=5.0)
     return dataclasses.replace(
         config,
-        model=dataclasses.replace(config.model, deep_lock=()),  # measured before the deep lock
+        # measured before the deep lock, with the learned input map
+        model=dataclasses.replace(config.model, deep_lock=(), adapter=True),
         loss=dataclasses.replace(loss, self_adversarial=self_adversarial),
     )
