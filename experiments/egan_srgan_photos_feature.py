@@ -16,5 +16,8 @@ from egan_jax.config import Config, load_config
 
 def get_config() -> Config:
     base = load_config(Path(__file__).with_name("egan_srgan_photos.py"))
-    model = dataclasses.replace(base.model, feature_key=True, adapter_bypass=True, deep_lock=())
+    model = dataclasses.replace(
+        base.model, feature_key=True, adapter_bypass=True, deep_lock=(),
+        adapter=True, holder_bypass=False, skip="bicubic",  # measured with the learned map
+    )  # fmt: skip
     return dataclasses.replace(base, model=model)
