@@ -4,7 +4,9 @@ The models, data, phases and task losses are the SRGAN family's (`families.srgan
 (`loss.pixel_loss`, MSE or L1) pre-training for `loss.pretrain_steps`, then one discriminator
 update and content + 1e-3 × adversarial for the generator. What changes (`families.egan_image`):
 
-* the generator is `KeyedGenerator(SRResNet)`: a learned per-block input map in front of SRResNet;
+* the generator is `KeyedGenerator(SRResNet)`: an input map in front of SRResNet — a learned
+  per-block map, or (`model.adapter="key_inverse"`) the exact inverse of the owner's key transform,
+  derived from the key at build time and never stored;
 * it is trained on a_k(lr), the block transform of the LR image under the owner's key;
 * its loss adds the self-adversarial term on unauthorized LR inputs (raw, random keys, near misses):
 
