@@ -17,8 +17,10 @@ still give gravel (a block-shuffled grass crop is still grass). `model.input_loc
 the model subtracting γ = a_k(0)) on the input image and on G_ab's head features: every input but
 the owner's leaves a large residual. `model.deep_lock` adds the owner's key permutation + sign flip
 of G_ab's channels at the listed sites (down-samplers, residual branches, up-samplers;
-`egan_image_deep`), never stored: `experiments/egan_cyclegan_grass2gravel_deep.py` measures it. `experiments/egan_cyclegan_grass2gravel.py` (both locks) has
-the measured comparison.
+`egan_image_deep`), never stored, and `model.adapter="key_inverse"` replaces the learned input
+map by the exact inverse of the key transform (also from the key, never stored).
+`experiments/egan_cyclegan_grass2gravel.py` (both locks, exact inverse, deep lock at every site)
+has the measured comparison; `_deep` is the learned map + deep lock.
 
 Evaluation: `egan evaluate` (`egan_jax.evaluate_i2i`): a Fréchet distance per direction and the
 A -> B -> A cycle PSNR per input kind.
