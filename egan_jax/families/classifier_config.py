@@ -30,7 +30,7 @@ class ModelConfig:
     input_codes: int = 0
     input_raw: bool = False  # with input_codes: the network also sees the raw input; embedding at 0
     # cnn / resnet18: > 0 puts a per-position pixel MLP with this many hidden units first
-    # (models.classifier_position_mlp: a first layer that can decode FFX); used for the plain model too
+    # (models.classifier_position_mlp: a first layer per block position); used for the plain model too
     input_mlp: int = 0
     baseline: bool = True  # also train an unprotected twin on plain images (same batches)
     # lockable models only: start the protected model as the baseline locked with the key, so the

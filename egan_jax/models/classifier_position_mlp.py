@@ -1,19 +1,23 @@
-"""A per-position pixel MLP in front of a classifier: a first layer that can decode FFX.
+"""A per-position pixel MLP in front of a classifier: a first layer that tells block positions
+apart.
 
 FFX replaces the 8-bit value at each key-selected in-block position by a keyed code with no order
 left (neighbouring grey levels get unrelated codes), and negative/positive flips others. A
 convolution shares its weights over every position of a block and is linear in each value, so on
-FFX images it cannot even tell background from ink with one unit: the background's code sits
-somewhere inside the range of the ink's codes, and at a different value for selected, flipped and
-plain positions. The network has to learn that through later layers, and it generalises worse
-than on plain images (measured: ``experiments/classifier_digits.py``).
+FFX images one unit cannot even tell background from ink: the background's code sits somewhere
+inside the range of the ink's codes, and at a different value for selected, flipped and plain
+positions; nor can it read the clear positions while muting the coded ones. The network has to
+sort that out in later layers and generalises worse than on plain images.
 
 :class:`PositionMLP` gives each in-block position (row, column, channel mod the block) its own
 small MLP of the scalar value, ``relu(w·x + b) @ v``, summed over channels into ``features``
 channels at full resolution. Its hidden units start as hinges ``relu(±(x − t))`` at knots ``t``
-spread over [-1, 1], so one unit pair already measures the distance from a position's background
-code, and a handful carve the code range into the intervals a lookup needs. For plain images it is
-a learned per-position intensity curve (the plain model uses the same architecture).
+spread over [-1, 1], so a unit pair can measure the distance from a position's background code
+(tested), and a position's output weights can go to zero. On the digits the trained model does
+the latter: the "FFX probe" row with another key's table at the owner's positions keeps its
+accuracy, so it reads the positions FFX leaves clear (measured:
+``experiments/classifier_digits_mlp.py``).
+For plain images it is a learned per-position intensity curve (the plain model uses it too).
 """
 
 from __future__ import annotations
