@@ -12,7 +12,7 @@ residual branch (8 sites, ``model.deep_lock=all``), an unprotected twin on the s
     egan evaluate --workdir runs/classifier_resnet18
     egan attack finetune --workdir runs/classifier_resnet18 --steps 50
     egan attack estimate --workdir runs/classifier_resnet18 --steps 50
-    egan attack finetune --workdir runs/classifier_resnet18_copy --steps 150  # 31 min wall
+    egan attack finetune --workdir COPY_OF_THE_RUN --steps 150  # 31 min; keeps the 50-step rows
 
 Measured end to end (key egk1-2145…, seed 0, 180 test images: one image = 0.56 points; 2 CPU cores
 shared with other jobs, load 7–12: training 43 min wall, 4.2 s a step at load 2; evaluation 1.3
