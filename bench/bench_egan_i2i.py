@@ -2,8 +2,9 @@
 protected ≤ 1.35× unprotected, "in `make bench`").
 
 Each pair is the bundled experiment (`experiments/egan_srgan_photos.py`,
-`experiments/egan_cyclegan_grass2gravel.py`, and `_deep`, the latter with the deep lock) and its
-`_baseline` twin (same model sizes, data,
+`experiments/egan_cyclegan_grass2gravel.py` — both since session 6 the exact key inverse + the deep
+lock — and `_deep`, the learned input map + the deep lock) and its `_baseline` twin (same model
+sizes, data,
 schedule and seed, the plain family), both run the way the generic loop runs them (one `jax.jit`
 over the split nnx state), on the family's own batch of step 0. SRGAN is timed in its GAN phase
 (`loss.pretrain_steps=0`: D update + content + adversarial), the phase that costs most. Timing: min
@@ -26,7 +27,7 @@ GOAL = 1.35
 PAIRS = {
     "srgan": ("experiments.egan_srgan_photos", ["loss.pretrain_steps=0"]),
     "cyclegan": ("experiments.egan_cyclegan_grass2gravel", []),
-    "cyclegan_deep": ("experiments.egan_cyclegan_grass2gravel_deep", []),  # + the deep lock
+    "cyclegan_deep": ("experiments.egan_cyclegan_grass2gravel_deep", []),  # learned map + lock
 }
 
 
