@@ -145,13 +145,20 @@ def from_arrays(arrays: Mapping[str, tuple[jax.Array, jax.Array]]):
     return lock
 
 
+def owner_key(key_file: str | None, load_key) -> SecretKey | None:
+    """The key a build from a config derives its never-stored material from: the owner's
+    (`load_key()`) when the key file is here (None: a demo key `load_key` supplies), else None — a
+    model restored where the key file is not, as a thief restores it."""
+    if key_file is not None and not Path(key_file).exists():
+        return None
+    return load_key()
+
+
 def owner_lock(key_file: str | None, sites: Mapping[str, int], load_key):
-    """The lock a model built from a config gets: the owner's (`load_key()`) when the config names
-    sites and its key file is here (None: a demo key `load_key` supplies), else `NO_LOCK` — a model
-    restored where the key file is not, as a thief restores it."""
-    if not sites or (key_file is not None and not Path(key_file).exists()):
-        return NO_LOCK
-    return make_lock(load_key(), sites)
+    """The lock a model built from a config gets: the owner's when the config names sites and
+    `owner_key` finds the key, else `NO_LOCK`."""
+    key = owner_key(key_file, load_key) if sites else None
+    return NO_LOCK if key is None else make_lock(key, sites)
 
 
 @contextlib.contextmanager

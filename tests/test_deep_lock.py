@@ -93,4 +93,13 @@ def test_owner_lock_needs_sites_and_a_present_key_file(tmp_path):
     # restored where the key file is not (a thief): no lock, and the key is never asked for
     missing = owner_lock(str(tmp_path / "gone.key"), SITES, lambda: pytest.fail("loaded"))
     assert missing is NO_LOCK
-    assert owner_lock(str(present), {}, lambda: KEY) is NO_LOCK
+    assert owner_lock(str(present), {}, lambda: pytest.fail("loaded")) is NO_LOCK
+
+
+def test_owner_key_is_none_where_the_key_file_is_not(tmp_path):
+    from egan_jax.deep_lock import owner_key
+
+    present = KEY.save(tmp_path / "k.key")
+    assert owner_key(str(present), lambda: KEY) is KEY
+    assert owner_key(None, lambda: KEY) is KEY  # the demo key
+    assert owner_key(str(tmp_path / "gone.key"), lambda: pytest.fail("loaded")) is None

@@ -14,7 +14,6 @@ inverse of the owner's block transform, derived from the key at build time and n
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 from flax import nnx
 
@@ -109,10 +108,9 @@ def key_inverse(config: Config, key=None):
     if not uses_key_inverse(config):
         return None
     if key is None:
-        key_file = config.model.key_file
-        if key_file is not None and not Path(key_file).exists():
+        key = deep_lock.owner_key(config.model.key_file, lambda: load_key(config))
+        if key is None:
             return None
-        key = load_key(config)
     from egan_jax.families.egan_image import transform_config
     from egan_jax.transforms.compose import Pipeline
 
