@@ -59,7 +59,7 @@ def _no_key_forward(config: Config, generator):
     `model.feature_key`, the identity feature hook instead of the stored owner's feature key."""
     from egan_jax.evaluate_i2i import _no_feature, forward_fn
 
-    return forward_fn(generator, feature=_no_feature(config), lock=NO_LOCK)
+    return forward_fn(generator, feature=_no_feature(config), lock=NO_LOCK, key_inverse=None)
 
 
 class Scorer:
@@ -147,25 +147,48 @@ def attack_search(workdir, *, candidates=20, seed=0, cache_dir=None):
     from egan_jax.attacks import key_search
     from egan_jax.attacks_i2i import task_of
     from egan_jax.classifier_attacks import key_space
+    from egan_jax.deep_lock import make_lock
     from egan_jax.evaluate_i2i import forward_fn
-    from egan_jax.families.egan_image import paired_variants, uses_feature_key, variants
+    from egan_jax.families.egan_image import (
+        deep_sites,
+        paired_variants,
+        uses_feature_key,
+        uses_key_inverse,
+        variants,
+    )
     from egan_jax.unauthorized import UnauthorizedSpec
 
     workdir = Path(workdir)
     config, models, _ = _load(workdir, None, False)
     scorer = Scorer(config, cache_dir)
-    forward = forward_fn(models[task_of(config).keyed_role])
     stand_in = SecretKey.from_bytes(bytes(32))  # names the spec only; the owner's key is not used
     spec = UnauthorizedSpec(no_key=False, random_keys=candidates, near_keys=0, near_materials=0,
                             seed=seed, label="search")  # fmt: skip
     pool = variants(config, stand_in, spec).unauthorized
+    generator = models[task_of(config).keyed_role]
+    sites = deep_sites(config)
+
+    def holder_build(variant) -> dict:
+        """What a thief trying `variant.key` builds: that key's deep lock and, with the
+        `key_inverse` input map, its inverse (the stolen weights are the same for every key)."""
+        build = {"lock": make_lock(variant.key, sites)} if sites else {}
+        if uses_key_inverse(config):
+            build["key_inverse"] = variant.material.inverse
+        return build
+
     results = {}
     if uses_feature_key(config):  # each candidate key also acts on the head features
         pairs = {p.name: p for p in paired_variants(config, stand_in, spec)[1:]}
-        generator = models[task_of(config).keyed_role]
-        forwards = {name: forward_fn(generator, feature=p.feature) for name, p in pairs.items()}
-    else:
-        forwards = {variant.name: forward for variant in pool}
+        builds = {v.name: holder_build(v) for v in pool}  # random keys only: names match
+        forwards = {
+            name: forward_fn(generator, feature=p.feature, **builds[name])
+            for name, p in pairs.items()
+        }
+    elif sites or uses_key_inverse(config):
+        forwards = {v.name: forward_fn(generator, **holder_build(v)) for v in pool}
+    else:  # every key's holder builds the same model: one compiled forward
+        shared = forward_fn(generator)
+        forwards = {variant.name: shared for variant in pool}
 
     def score(variant) -> float:
         results[variant.name] = scorer(forwards[variant.name], variant.apply)

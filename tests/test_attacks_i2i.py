@@ -37,10 +37,11 @@ COMMON = (
 )  # fmt: skip
 
 
-def train(family: str, workdir: Path):
+def train(family: str, workdir: Path, *overrides: str):
     from egan_jax.train import train_and_evaluate
 
-    config = apply_overrides(get_family(family).default_config(), [*COMMON, *TINY[family]])
+    config = get_family(family).default_config()
+    config = apply_overrides(config, [*COMMON, *TINY[family], *overrides])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # srgan's "no VGG weights" notice
         train_and_evaluate(config, workdir)
@@ -83,6 +84,27 @@ def test_search_picks_the_best_key(sr_run, monkeypatch):
     assert "48! shuffles × 2^48 NP masks" in row["note"]
     stored = json.loads((sr_run / "attacks" / "search.json").read_text())
     assert stored["rows"] == [row]
+
+
+def test_search_and_prune_run_the_thiefs_builds_with_the_key_inverse(tmp_path, monkeypatch):
+    """With the `key_inverse` input map and the deep lock, a thief trying a key builds that key's
+    inverse and lock; pruning's no-key row is the keyless build (neither)."""
+    from egan_jax import deep_lock
+    from egan_jax import evaluate_i2i as ev
+
+    workdir = train(
+        "egan_srgan", tmp_path / "run", "model.adapter=key_inverse", "model.deep_lock=up1,up2"
+    )
+    calls, real = [], ev.forward_fn
+    monkeypatch.setattr(ev, "forward_fn", lambda g, *a, **kw: calls.append(kw) or real(g, *a, **kw))
+    runs.attack_search(workdir, candidates=2)
+    assert len(calls) == 2 and all(callable(c["key_inverse"]) for c in calls)
+    prints = {c["lock"].key_fingerprint for c in calls}
+    assert len(prints) == 2 and all(isinstance(c["lock"], deep_lock.DeepLock) for c in calls)
+    calls.clear()
+    runs.attack_prune(workdir, fractions=(0.5,))
+    no_key = [c for c in calls if c.get("lock") is deep_lock.NO_LOCK]
+    assert len(no_key) == 1 and no_key[0]["key_inverse"] is None
 
 
 def test_finetune_config_is_the_thiefs_budget(sr_run):
