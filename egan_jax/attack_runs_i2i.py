@@ -276,18 +276,36 @@ def attack_finetune(workdir, *, key=None, cache_dir=None, steps=None):
     return _save(workdir, "finetune", rows)
 
 
+ESTIMATE_ADAPTERS = ("block", "sites")
+
+
 def attack_estimate(
-    workdir, *, cache_dir=None, steps=None, learning_rate=None, with_scratch: bool = True
+    workdir,
+    *,
+    cache_dir=None,
+    steps=None,
+    learning_rate=None,
+    with_scratch: bool = True,
+    adapter: str = "block",
 ):
-    """Key estimation: a per-block linear input map (kernel = stride = block) in front of the
-    frozen stolen generator, trained on the thief's raw images with the family's task loss;
-    default budget half the source's steps, lr = the owner's input-map lr. `with_scratch`: also
-    train (or reuse) the from-scratch attacker of `attack_finetune` for the comparison row."""
+    """Key estimation on the thief's raw images with the family's task loss, the stolen
+    generator frozen; default budget half the source's steps, lr = the owner's input-map lr.
+    `adapter`: "block", a per-block linear input map (kernel = stride = block) in front of it (the
+    issue's attack); "sites", a learned C×C channel map at every deep-lock site
+    (`key_estimation.SiteAdapter`: the white-box thief who reads the sites in the public config).
+    `with_scratch`: also train (or reuse) the from-scratch attacker of `attack_finetune` for the
+    comparison row."""
+    from egan_jax import deep_lock
     from egan_jax.attacks import BlockAdapter
     from egan_jax.attacks_i2i import TASK_LOSSES, estimate_adapter, finetune_config, task_of
     from egan_jax.attacks_i2i import make_batches as thief_batches
+    from egan_jax.errors import ConfigError
     from egan_jax.evaluate_i2i import forward_fn
+    from egan_jax.families.egan_image import deep_sites
+    from egan_jax.key_estimation import SiteAdapter
 
+    if adapter not in ESTIMATE_ADAPTERS:
+        raise ConfigError(f"adapter={adapter!r}; valid: {list(ESTIMATE_ADAPTERS)}")
     workdir = Path(workdir)
     config, models, _ = _load(workdir, None, False)
     task = task_of(config)
@@ -295,20 +313,44 @@ def attack_estimate(
     share = thief_batches(finetune_config(config, workdir))
     budget, steps = steps, steps or max(1, config.train.steps // 2)
     learning_rate = learning_rate or config.optim.learning_rate * config.model.adapter_lr_scale
-    adapter = BlockAdapter(config.model.block, config.data.channels, rngs=nnx.Rngs(config.seed))
     frozen = {role: models[role] for role in task.generators + task.discriminators}
+    task_loss = TASK_LOSSES[task.protected](config)
+    keyed = models[task.keyed_role]
+    if adapter == "sites":
+        sites = deep_sites(config)
+        if not sites:
+            raise ConfigError(
+                f"--adapter sites needs deep-lock sites; {workdir} was trained with "
+                "model.deep_lock=() — use the block adapter (drop --adapter)"
+            )
+        learner = SiteAdapter(sites, rngs=nnx.Rngs(config.seed))
+
+        def loss_fn(maps, frozen, batch):  # the maps stand where the owner's locks stood
+            inner = getattr(frozen[task.keyed_role], "generator", frozen[task.keyed_role])
+            with deep_lock.attached(inner, lambda site, h: maps(site, h)):
+                return task_loss(lambda x: x, frozen, batch)
+    else:
+        learner = BlockAdapter(config.model.block, config.data.channels, rngs=nnx.Rngs(config.seed))
+        loss_fn = task_loss
     history = estimate_adapter(
-        adapter, frozen, TASK_LOSSES[task.protected](config),
+        learner, frozen, loss_fn,
         (share(i, 0, 1) for i in range(steps)), steps=steps, learning_rate=learning_rate,
     )  # fmt: skip
-    adapter.eval()
-    forward = forward_fn(models[task.keyed_role])
-    scores = scorer(lambda x: forward(np.asarray(nnx.jit(lambda a, x: a(x))(adapter, x))))
+    learner.eval()
     note = f"{steps} steps, lr {learning_rate:g}, loss {history[0]:.4f} -> {history[-1]:.4f}"
-    rows = [_row("key estimation: learned block map, no key", "attack_estimate", scores, note)]
+    if adapter == "sites":
+        forward = forward_fn(keyed, lock=lambda site, h: learner(site, h))
+        scores = scorer(forward)
+        name = "key estimation: learned channel maps at the lock sites, no key"
+        note += f"; {len(sites)} sites"
+    else:
+        forward = forward_fn(keyed)
+        scores = scorer(lambda x: forward(np.asarray(nnx.jit(lambda a, x: a(x))(learner, x))))
+        name = "key estimation: learned block map, no key"
+    rows = [_row(name, "attack_estimate", scores, note)]
     if with_scratch:
         rows.append(_scratch_row(config, workdir, scorer, budget))
-    return _save(workdir, "estimate", rows)
+    return _save(workdir, "estimate" if adapter == "block" else "estimate_sites", rows)
 
 
 def run_cli(args) -> list[dict[str, Any]]:
@@ -328,4 +370,7 @@ def run_cli(args) -> list[dict[str, Any]]:
                              cache_dir=args.cache_dir)  # fmt: skip
     if args.attack == "finetune":
         return attack_finetune(args.workdir, key=key, cache_dir=args.cache_dir, steps=args.steps)
-    return attack_estimate(args.workdir, cache_dir=args.cache_dir, steps=args.steps)
+    adapter = "sites" if getattr(args, "adapter", "latent") == "sites" else "block"
+    return attack_estimate(
+        args.workdir, cache_dir=args.cache_dir, steps=args.steps, adapter=adapter
+    )

@@ -124,8 +124,11 @@ def test_lr_scale_flag_is_refused_where_it_does_not_apply(tmp_path, capsys):
     save_config(
         load_config(REPO / "experiments" / "egan_srgan_photos.py"), tmp_path / "config.json"
     )
-    assert main(["attack", "estimate", "--adapter", "sites", "--workdir", str(tmp_path)]) != 0
+    assert main(["attack", "estimate", "--control", "--workdir", str(tmp_path)]) != 0
     assert "on a 'egan_srgan' run" in capsys.readouterr().err
+    # --adapter sites is the image families' estimate too, and nothing else there
+    assert main(["attack", "finetune", "--adapter", "sites", "--workdir", str(tmp_path)]) != 0
+    assert "not to `finetune` on a 'egan_srgan' run" in capsys.readouterr().err
 
 
 def test_attacker_data_subset_is_a_seeded_tenth():

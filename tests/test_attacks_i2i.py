@@ -107,6 +107,24 @@ def test_search_and_prune_run_the_thiefs_builds_with_the_key_inverse(tmp_path, m
     assert len(no_key) == 1 and no_key[0]["key_inverse"] is None
 
 
+def test_sites_estimation_learns_channel_maps_where_the_locks_sit(tmp_path):
+    """`egan attack estimate --adapter sites` on an image family: the white-box thief's C×C maps at
+    the deep-lock sites of the stolen generator; a run without sites is a clear error."""
+    from egan_jax.cli import main
+
+    workdir = train("egan_srgan", tmp_path / "run", "model.deep_lock=up1,up2")
+    argv = ["attack", "estimate", "--adapter", "sites", "--steps", "2", "--workdir", str(workdir)]
+    assert main(argv) == 0
+    (row,) = json.loads((workdir / "attacks" / "estimate_sites.json").read_text())["rows"][:1]
+    assert (
+        row["name"].startswith("key estimation: learned channel maps") and "2 sites" in row["note"]
+    )
+    assert np.isfinite(row["psnr_y"])
+    plain = train("egan_srgan", tmp_path / "plain", "model.deep_lock=")
+    with pytest.raises(ConfigError, match="needs deep-lock sites"):
+        runs.attack_estimate(plain, steps=1, adapter="sites", with_scratch=False)
+
+
 def test_finetune_config_is_the_thiefs_budget(sr_run):
     from egan_jax.config import read_config
 

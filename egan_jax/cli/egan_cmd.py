@@ -87,8 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--adapter",
         default="latent",
         choices=["latent", "sites"],
-        help="estimate on an egan_dcgan run: a latent adapter (default) or a learned channel "
-        "map at every lock site",
+        help="estimate: a latent adapter (default; egan_srgan / egan_cyclegan runs: a per-block "
+        "input map) or a learned channel map at every deep-lock site",
     )
     attack.add_argument(
         "--control",
@@ -232,7 +232,9 @@ def _check_dcgan_flags(args: argparse.Namespace) -> None:
         return
     family = read_config(Path(args.workdir) / "config.json").family
     for flag, attack in given.items():
-        if family != "egan_dcgan" or args.attack != attack:
+        # the image families' estimate takes --adapter sites too (attack_runs_i2i)
+        image_sites = flag == "--adapter" and family in ("egan_srgan", "egan_cyclegan")
+        if (family != "egan_dcgan" and not image_sites) or args.attack != attack:
             raise ConfigError(
                 f"{flag} applies to `egan attack {attack}` on an egan_dcgan run, not to "
                 f"`{args.attack}` on a {family!r} run; drop the flag"
