@@ -196,3 +196,26 @@ def test_holder_bypass_trains_each_other_keys_own_build():
     assert seen == [2] * calls  # the holder passes ran with their own locks, not the patched one
     with pytest.raises(ConfigError, match="holder_bypass"):
         keyed(tiny("egan_srgan", "model.holder_bypass=true", "model.adapter=true"))
+
+
+@pytest.mark.parametrize("family", ["egan_srgan", "egan_cyclegan"])
+def test_site_maps_can_express_the_owners_lock(family):
+    """`egan attack estimate --adapter sites` searches a family that holds the owner's lock: its
+    C×C maps set to the owner's permutation and signs give the owner's network exactly."""
+    from egan_jax.key_estimation import SiteAdapter
+
+    config = tiny(family)
+    generator = keyed(config)
+    generator.eval()
+    inner, owner = generator.generator, generator.generator.deep_lock
+    x = _images(family)
+    locked = np.asarray(inner(x))
+    maps = SiteAdapter(protect.deep_sites(config), rngs=nnx.Rngs(0))
+    for site, material in owner.materials.items():  # out[k] = s_k h[p_k]: kernel[p_k, k] = s_k
+        kernel = np.zeros((material.channels,) * 2, np.float32)
+        kernel[material.permutation, np.arange(material.channels)] = material.signs
+        maps.maps[site].kernel[...] = kernel
+    with deep_lock.attached(inner, lambda site, h: maps(site, h)):
+        np.testing.assert_allclose(np.asarray(inner(x)), locked, atol=1e-5)
+    with protect.without_deep_lock(generator):  # and the identity maps' start is the plain build
+        assert not np.allclose(np.asarray(inner(x)), locked, atol=1e-4)
