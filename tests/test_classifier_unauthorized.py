@@ -106,3 +106,72 @@ def test_the_term_pushes_unauthorized_predictions_toward_uniform(key_file):
         plain = jnp.asarray(batches(99, 0, 1)["images"])
         spread[weight] = float(jnp.mean(unauthorized.uniform_kl(models["classifier"](plain))))
     assert spread[3.0] < 0.5 * spread[0.0]
+
+
+@pytest.mark.parametrize(
+    ("steps", "channels", "variant"),
+    [
+        (("shuffle", "np", "ffx"), 1, "decimal"),
+        (("ffx", "shuffle"), 3, "binary"),
+        (("np",), 3, "decimal"),
+    ],
+)
+def test_fresh_material_is_a_pipeline_per_example(steps, channels, variant):
+    """Example i through `apply_material` equals the library `Pipeline` built from draw i."""
+    from egan_jax.transforms import Pipeline
+    from egan_jax.transforms.block import BlockShuffleMaterial, FfxMaterial, NegPosMaterial
+
+    block, count = 4, 3
+    size = block * block * channels
+    material = unauthorized.random_material(jax.random.key(7), count, size, variant)
+    grid = np.round(np.random.default_rng(1).uniform(0, 255, (count, 8, 12, channels)))
+    plain = jnp.asarray(grid / 127.5 - 1.0, jnp.float32)
+    out = np.asarray(
+        unauthorized.apply_material(plain, steps, material, block=block, variant=variant)
+    )
+    config = {"block": block, "steps": list(steps), "channels": channels, "ffx_variant": variant}
+    for i in range(count):
+        draw = {name: np.asarray(value[i]) for name, value in material.items()}
+        made = {
+            "shuffle": BlockShuffleMaterial(block, channels, draw["permutation"], "egk1-test"),
+            "np": NegPosMaterial(block, channels, draw["flip"], "egk1-test"),
+            "ffx": FfxMaterial(
+                block, channels, variant, draw["ffx_mask"], draw["table"], "egk1-test"
+            ),
+        }
+        pipeline = Pipeline(config, tuple((name, made[name]) for name in steps), "egk1-test")
+        np.testing.assert_array_equal(out[i], np.asarray(pipeline.forward(plain[i : i + 1]))[0])
+    # every example has its own material; a draw is a permutation, fair bits, distinct codes
+    assert len({tuple(p) for p in np.asarray(material["permutation"])}) == count
+    assert all(sorted(p) == list(range(size)) for p in np.asarray(material["permutation"]))
+    tables = np.asarray(material["table"])
+    assert all(np.unique(t).size == 256 for t in tables) and tables.max() < (
+        1000 if variant == "decimal" else 256
+    )
+
+
+def test_fresh_inputs_half_plain_and_the_step_key_draws_new_material(key_file):
+    config = _config(key_file, "loss.unauthorized_weight=1", "loss.unauthorized_material=fresh")
+    unauthorized.check(config)
+    spec = classifier.transform_config(config)
+    plain = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (6, 16, 16, 1)), jnp.float32)
+    first = unauthorized.fresh_inputs(plain, spec, jax.random.key(1))
+    np.testing.assert_array_equal(first[:3], plain[:3])
+    assert not np.array_equal(first[3:], plain[3:])
+    np.testing.assert_array_equal(first, unauthorized.fresh_inputs(plain, spec, jax.random.key(1)))
+    assert not np.array_equal(
+        first[3:], unauthorized.fresh_inputs(plain, spec, jax.random.key(2))[3:]
+    )
+    with pytest.raises(ConfigError, match="unauthorized_material"):
+        unauthorized.check(
+            _config(key_file, "loss.unauthorized_weight=1", "loss.unauthorized_material=few")
+        )
+    with pytest.raises(ConfigError, match="use loss.unauthorized_material='keys'"):
+        unauthorized.check(
+            _config(
+                key_file,
+                "loss.unauthorized_weight=1",
+                "loss.unauthorized_material=fresh",
+                "model.transform.steps=shuffle,channel",
+            )
+        )

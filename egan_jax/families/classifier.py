@@ -301,7 +301,9 @@ def make_train_step(config: Config):
     smoothing = config.loss.label_smoothing
     shift = config.loss.augment_shift
     weight = config.loss.unauthorized_weight
-    others = unauthorized.training_pipelines(config, transform_config(config)) if weight else []
+    fresh = bool(weight) and config.loss.unauthorized_material == "fresh"
+    transform = transform_config(config)
+    others = unauthorized.training_pipelines(config, transform) if weight and not fresh else []
 
     def train_step(
         models: Models, optimizers: Optimizers, batch: Mapping[str, jax.Array], key: jax.Array
@@ -310,13 +312,16 @@ def make_train_step(config: Config):
         if shift:  # with the training keys' choice, the only randomness beyond the batch order
             plain = random_shift(plain, key, shift)
         protected = plain if pipeline is None else pipeline.forward(plain)
-        if others:
+        if others or fresh:
+            u_key = jax.random.fold_in(key, 1)
             metrics = unauthorized.protected_update(
                 models["classifier"],
                 optimizers["classifier"],
                 protected,
                 batch["labels"],
-                unauthorized.unauthorized_inputs(plain, others, jax.random.fold_in(key, 1)),
+                unauthorized.fresh_inputs(plain, transform, u_key)
+                if fresh
+                else unauthorized.unauthorized_inputs(plain, others, u_key),
                 cross_entropy=functools.partial(cross_entropy, label_smoothing=smoothing),
                 weight=weight,
             )

@@ -56,6 +56,8 @@ class LossConfig:
     # training keys) to uniform with this weight (egan_jax.classifier_unauthorized); 0: the paper's
     unauthorized_weight: float = 0.0
     unauthorized_keys: int = 16  # random training keys for that term
+    # "keys": those training keys; "fresh": new random material per example and step
+    unauthorized_material: str = "keys"
     test_split: str = "test"
     random_keys: int = 10
     near_miss_keys: int = 3  # per transform step
