@@ -261,7 +261,8 @@ def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     for k in range(steps):
         real = batch_at(images, k, batch_size=config.batch_size, seed=config.seed)
         z_d, z_g = T.latents(config, k)
-        params, momenta, logits = step(params, momenta, real, z_d, z_g)
+        lr = T.learning_rate_at(config, k)
+        params, momenta, logits = step(params, momenta, real, z_d, z_g, lr)
         plain_losses.append(T.step_losses(config.loss, logits))
     g_layers = T.networks(config)["g"]
     z = np.random.default_rng([config.seed, 3]).normal(size=(num_samples, config.model.latent_dim))

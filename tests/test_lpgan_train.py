@@ -311,3 +311,65 @@ def test_a_server_killed_mid_step_resumes_and_finishes_bit_identical(tmp_path, m
     for p in (0, 1):
         files = [f.name for f in (tmp_path / f"s{p}" / f"party{p}").iterdir()]
         assert files and all(re.fullmatch(r"step_\d{6}\.npz", f) for f in files), files
+
+
+# ---- learning-rate schedules ------------------------------------------------------------------
+
+
+def test_learning_rate_schedules_decay_from_the_base_rate_and_never_reach_zero():
+    for schedule in ("linear", "cosine"):
+        config = _config(learning_rate=0.02, lr_schedule=schedule, steps=300)
+        rates = [T.learning_rate_at(config, k) for k in range(300)]
+        assert rates[0] == 0.02 and 0 < rates[-1] < 0.02 * 1e-2
+        assert all(a > b for a, b in zip(rates[:-1], rates[1:], strict=True)), schedule
+    assert T.learning_rate_at(_config(learning_rate=0.03, steps=5), 4) == 0.03
+    linear = _config(learning_rate=0.02, lr_schedule="linear", steps=4)
+    assert [T.learning_rate_at(linear, k) for k in range(4)] == [0.02, 0.015, 0.01, 0.005]
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        _config(lr_schedule="step")
+
+
+def test_a_small_public_rate_keeps_its_significant_bits():
+    # the base rate encodes as before (so constant-rate runs repeat bit for bit) ...
+    assert T._encode_rate(0.02, 16) == (int(ring.encode(0.02)), 0)
+    # ... and a decayed rate far below 2^-16 keeps 11 significant bits through extra fraction bits
+    for lr in (0.3, 0.02, 6.7e-5, 5.5e-7):
+        rate, extra = T._encode_rate(lr, 16)
+        assert 2**10 <= rate < 2**11 or (extra == 0 and rate >= 2**10)
+        assert abs(rate / 2.0 ** (16 + extra) / lr - 1) < 2**-10
+
+
+@pytest.mark.parametrize("step", [0, 9])
+def test_secure_step_follows_the_scheduled_rate(step):
+    # the last of 10 linearly decayed steps runs at a tenth of the base rate: the secure update
+    # must follow the plaintext update at that rate (the base rate would move 10× too far)
+    config = _config(learning_rate=0.1, momentum=0.5, lr_schedule="linear", steps=10)
+    params = T.initial_params(config)
+    real, z_d, z_g = (_fixed(v) for v in _inputs(config))
+    prg = ring.Prg(0, domain=b"owner")
+    s0, s1 = T.share_state(T.encode_state(config, params), prg)
+    data = [ring.share(ring.encode(v), prg) for v in (real, z_d, z_g)]
+    run = run_two_party(
+        lambda party, st, *xs: T.secure_train_step(party, config, st, *xs, step=step),
+        (s0, *(d[0] for d in data)),
+        (s1, *(d[1] for d in data)),
+        dealer=Dealer(0),
+    )
+    (st0, _), (st1, _) = run.outputs
+    state = {k: ring.reconstruct(st0[k], st1[k]) for k in st0}
+    start = jax.tree.map(lambda v: _fixed(v, ring.FRAC_BITS + T.MASTER_EXTRA_BITS), params)
+    lr = T.learning_rate_at(config, step)
+    with jax.enable_x64(True):
+        new_plain, _, _ = jax.jit(T.make_plain_step(config))(
+            jax.tree.map(jnp.asarray, start),
+            jax.tree.map(lambda v: jnp.zeros_like(jnp.asarray(v)), start),
+            *(jnp.asarray(v) for v in (real, z_d, z_g)),
+            lr,
+        )
+    for net in ("g", "d"):
+        secure = T.decode_params(config, state, net)
+        moved = max(np.max(np.abs(new_plain[net][k] - start[net][k])) for k in secure)
+        assert moved > 1e-5  # the step did update the weights
+        for k, value in secure.items():
+            err = np.max(np.abs(value - np.asarray(new_plain[net][k])))
+            assert err < 2e-6 + 0.05 * moved, (net, k, step, err, moved)

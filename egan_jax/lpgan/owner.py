@@ -317,7 +317,7 @@ def train_local(
             before, start = party.channel.stats.copy(), time.perf_counter()
             step_party = dataclasses.replace(party, dealer=dealers[step].endpoint(party.id))
             batch = flat[3 * step : 3 * step + 3]
-            state, out = secure_train_step(step_party, config, state, *batch)
+            state, out = secure_train_step(step_party, config, state, *batch, step=step)
             sent = party.channel.stats - before
             costs.append((time.perf_counter() - start, sent.bytes_sent, sent.rounds))
             logits.append(out)

@@ -54,7 +54,8 @@ def plain_run(config: T.LpganConfig, images: np.ndarray, *, draw: int | None, dt
         for k in range(config.steps):
             real = jnp.asarray(batch_at(images, k, batch_size=config.batch_size, seed=config.seed))
             z_d, z_g = (jnp.asarray(z, dtype) for z in T.latents(config, k))
-            params, momenta, logits = step(params, momenta, real.astype(dtype), z_d, z_g)
+            lr = T.learning_rate_at(config, k)
+            params, momenta, logits = step(params, momenta, real.astype(dtype), z_d, z_g, lr)
             losses.append(T.step_losses(config.loss, logits))
         return jax.tree.map(lambda v: np.asarray(v, np.float64), params["g"]), losses
 

@@ -265,7 +265,7 @@ class _Session:
                         raise ChannelError(
                             f"owner asks for step {meta['step']}, this server is at {step}"
                         )
-                    state, logits = secure_train_step(party, config, state, *arrays)
+                    state, logits = secure_train_step(party, config, state, *arrays, step=step)
                     out = [logits["real"], logits["fake"], logits["generator"]]
                     step += 1
                     if step % config.checkpoint_every == 0 or step == config.steps:

@@ -33,12 +33,13 @@ from egan_jax.mpc.dealer import Dealer
 from egan_jax.mpc.protocols import run_two_party
 
 
-def plain_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z_g):
-    """The float64 plaintext step with the tensors `secure_trace` records, and the new state."""
+def plain_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z_g, step: int = 0):
+    """The float64 plaintext step (number ``step``: its scheduled rate) with the tensors
+    `secure_trace` records, and the new state."""
     nets = T.networks(config)
     g, d = nets["g"], nets["d"]
     d_loss, g_loss = T._plain_losses(config.loss)
-    lr, mu = config.learning_rate, config.momentum
+    lr, mu = T.learning_rate_at(config, step), config.momentum
     n = real.shape[0]
     out: dict[str, np.ndarray] = {}
     with jax.enable_x64(True):
@@ -85,8 +86,11 @@ def plain_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z
         return {k: np.asarray(v, np.float64) for k, v in out.items()}, state
 
 
-def secure_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z_g, seed=0):
-    """One secure step (two threads) from these plaintext weights and momenta; the decoded tensors."""
+def secure_trace(
+    config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z_g, seed=0, step: int = 0
+):
+    """One secure step (number ``step``, two threads) from these plaintext weights and momenta;
+    the decoded tensors."""
     f, scale = config.frac_bits, 2.0**config.loss_scale_bits
     state = T.encode_state(config, params)
     for net, net_m in momenta.items():
@@ -98,7 +102,7 @@ def secure_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, 
 
     def fn(party, st, *xs):
         trace: dict = {}
-        st, logits = T.secure_train_step(party, config, st, *xs, trace=trace)
+        st, logits = T.secure_train_step(party, config, st, *xs, step=step, trace=trace)
         return st, logits, trace
 
     run = run_two_party(
@@ -165,7 +169,8 @@ def run_trace(config: T.LpganConfig, steps: int, start: int = 0, every: int = 1)
         real = batch_at(images, k, batch_size=config.batch_size, seed=config.seed)
         if k not in traced:
             with jax.enable_x64(True):
-                params, momenta, _ = plain_step(params, momenta, real, *T.latents(config, k))
+                lr = T.learning_rate_at(config, k)
+                params, momenta, _ = plain_step(params, momenta, real, *T.latents(config, k), lr)
             params, momenta = jax.tree.map(np.asarray, (params, momenta))
             continue
         real = np.asarray(
@@ -176,8 +181,10 @@ def run_trace(config: T.LpganConfig, steps: int, start: int = 0, every: int = 1)
         params = jax.tree.map(lambda v: _fixed(v, f + T.MASTER_EXTRA_BITS), params)
         momenta = jax.tree.map(lambda v: _fixed(v * scale, f) / scale, momenta)
         real, z_d, z_g = _fixed(real, f), _fixed(z_d, f), _fixed(z_g, f)
-        plain, (new_params, new_momenta) = plain_trace(config, params, momenta, real, z_d, z_g)
-        secure = secure_trace(config, params, momenta, real, z_d, z_g, seed=k)
+        plain, (new_params, new_momenta) = plain_trace(
+            config, params, momenta, real, z_d, z_g, step=k
+        )
+        secure = secure_trace(config, params, momenta, real, z_d, z_g, seed=k, step=k)
         rows = compare(secure, plain)
         losses = {
             name: T.logit_losses(

@@ -18,6 +18,11 @@ keeps master weights at 16 + 8 fractional bits and derives the working 16-bit we
 truncation (mixed precision, as fp16 training keeps fp32 masters); and the loss gradient is scaled
 by 2^loss_scale_bits (a free public shift) so that the small gradients reaching the generator keep
 more significant bits, the scale coming off in the update (loss scaling, as in fp16 training).
+
+Learning-rate schedule ("constant", "linear" or "cosine" decay towards 0 over ``steps``): the rate of
+a step is a public number (both servers know the schedule and the step), so a schedule costs nothing
+on shares; it is encoded with enough fractional bits to keep 11 significant bits however small it
+gets, and the extra bits come off in the update's truncation (`sgd_update`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ from egan_jax.mpc.protocols import Party
 
 MASTER_EXTRA_BITS = 8
 LOSSES = ("nonsaturating", "hinge")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+LR_MANTISSA_BITS = 11
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class LpganConfig:
     steps: int = 200
     batch_size: int = 16
     learning_rate: float = 0.05
+    lr_schedule: str = "constant"
     momentum: float = 0.5
     loss: str = "nonsaturating"
     seed: int = 0
@@ -67,12 +75,34 @@ class LpganConfig:
     def __post_init__(self):
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r} is unknown; use one of {LOSSES}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule={self.lr_schedule!r} is unknown; use one of {LR_SCHEDULES}"
+            )
         if not 1 <= self.batch_size <= 256 or self.steps < 0:
             raise ConfigError("batch_size must be in [1, 256] and steps >= 0")
         if not 0 <= self.loss_scale_bits <= self.frac_bits - MASTER_EXTRA_BITS + 8:
             raise ConfigError(f"loss_scale_bits must be in [0, 16], got {self.loss_scale_bits}")
         if not 0 <= self.momentum < 1 or self.learning_rate <= 0:
             raise ConfigError("need 0 <= momentum < 1 and learning_rate > 0")
+
+
+def learning_rate_at(config: LpganConfig, step: int) -> float:
+    """The (public) learning rate of step ``step`` (0-based): constant, or decayed linearly or by a
+    half cosine from ``learning_rate`` at step 0 towards 0 after the last step (never 0 itself)."""
+    if config.lr_schedule == "constant" or config.steps == 0:
+        return config.learning_rate
+    t = min(step, config.steps - 1) / config.steps
+    if config.lr_schedule == "linear":
+        return config.learning_rate * (1.0 - t)
+    return config.learning_rate * 0.5 * (1.0 + np.cos(np.pi * t))
+
+
+def _encode_rate(lr: float, frac_bits: int) -> tuple[int, int]:
+    """A public rate as (integer, extra bits): lr ≈ integer / 2^(frac_bits + extra), with at least
+    `LR_MANTISSA_BITS` significant bits (extra 0 for rates ≥ 2^(LR_MANTISSA_BITS-1-frac_bits))."""
+    extra = max(0, LR_MANTISSA_BITS - 1 - int(np.floor(np.log2(lr * 2.0**frac_bits))))
+    return int(round(lr * 2.0 ** (frac_bits + extra))), extra
 
 
 def networks(config: LpganConfig) -> dict[str, list]:
@@ -129,17 +159,21 @@ def working_params(party: Party, state: dict, net: str) -> dict[str, np.ndarray]
     }
 
 
-def sgd_update(party: Party, config: LpganConfig, state: dict, net: str, grads: dict) -> dict:
+def sgd_update(
+    party: Party, config: LpganConfig, state: dict, net: str, grads: dict, lr: float | None = None
+) -> dict:
     """m ← μ·m + g; master ← master − lr·m (at f + 8 fractional bits). Local: no communication.
 
-    g (and so m) carry the loss scale 2^loss_scale_bits; it comes off in the truncation of lr·m."""
+    g (and so m) carry the loss scale 2^loss_scale_bits; it comes off in the truncation of lr·m,
+    with the rate's extra bits (`_encode_rate`). ``lr``: this step's rate (default the base rate)."""
     state = dict(state)
-    lr = ring.encode(config.learning_rate, party.frac_bits)
+    rate, extra = _encode_rate(config.learning_rate if lr is None else lr, party.frac_bits)
+    rate = np.uint64(rate)
     for name, grad in grads.items():
         m = arith.mul_public(party, state[f"{net}.momentum.{name}"], config.momentum) + grad
         state[f"{net}.momentum.{name}"] = m
-        shift = party.frac_bits - MASTER_EXTRA_BITS + config.loss_scale_bits
-        step = arith.truncate(party, m * lr, shift)
+        shift = party.frac_bits - MASTER_EXTRA_BITS + config.loss_scale_bits + extra
+        step = arith.truncate(party, m * rate, shift)
         state[f"{net}.master.{name}"] = state[f"{net}.master.{name}"] - step
     return state
 
@@ -177,14 +211,17 @@ def secure_train_step(
     z_d: np.ndarray,
     z_g: np.ndarray,
     *,
+    step: int = 0,
     trace: dict | None = None,
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """One training step on shares. Returns (new state shares, logit shares for the owner's losses):
-    "real", "fake" (the discriminator step) and "generator" (the generator step). ``trace`` (a
-    dict) also receives the shares of every intermediate tensor (`egan_jax.lpgan.trace`)."""
+    """One training step (number ``step``, 0-based: it sets the scheduled rate) on shares. Returns
+    (new state shares, logit shares for the owner's losses): "real", "fake" (the discriminator
+    step) and "generator" (the generator step). ``trace`` (a dict) also receives the shares of
+    every intermediate tensor (`egan_jax.lpgan.trace`)."""
     nets = networks(config)
     g, d = nets["g"], nets["d"]
     n = real.shape[0]
+    lr = learning_rate_at(config, step)
     g_params, d_params = working_params(party, state, "g"), working_params(party, state, "d")
 
     record = trace is not None
@@ -197,7 +234,7 @@ def secure_train_step(
     scale = np.uint64(1 << config.loss_scale_bits)
     d_loss_grad = _logit_grads(party, config.loss, logits, targets, n) * scale
     _, d_grads = secure_backward(party, d, d_params, caches, d_loss_grad)
-    state = sgd_update(party, config, state, "d", d_grads)
+    state = sgd_update(party, config, state, "d", d_grads, lr)
 
     new_d_params = working_params(party, state, "d")
     fake, g_caches = secure_forward(party, g, g_params, z_g, outputs=acts.get("g_g"))
@@ -207,7 +244,7 @@ def secure_train_step(
         party, d, new_d_params, d_caches, g_loss_grad, input_grad=True, param_grads=False
     )
     _, g_grads = secure_backward(party, g, g_params, g_caches, d_fake)
-    state = sgd_update(party, config, state, "g", g_grads)
+    state = sgd_update(party, config, state, "g", g_grads, lr)
     outputs = {"real": logits[:n, 0], "fake": logits[n:, 0], "generator": g_logits[:, 0]}
     if record:
         trace.update({f"act.{k}.{i}": v for k, vs in acts.items() for i, v in enumerate(vs)})
@@ -255,18 +292,20 @@ def _plain_losses(loss: str):
 
 
 def make_plain_step(config: LpganConfig):
-    """The same step in plaintext JAX (float; jit it): (params, momenta, real, z_d, z_g) ->
-    (params, momenta, logits dict). params/momenta: {"g": {...}, "d": {...}}."""
+    """The same step in plaintext JAX (float; jit it): (params, momenta, real, z_d, z_g[, lr]) ->
+    (params, momenta, logits dict). params/momenta: {"g": {...}, "d": {...}}; lr: this step's rate,
+    `learning_rate_at` (default the base rate)."""
     nets = networks(config)
     g, d = nets["g"], nets["d"]
     d_loss, g_loss = _plain_losses(config.loss)
-    lr, mu = config.learning_rate, config.momentum
+    mu = config.momentum
 
-    def update(params, momenta, grads):
+    def update(params, momenta, grads, lr):
         momenta = jax.tree.map(lambda m, gr: mu * m + gr, momenta, grads)
         return jax.tree.map(lambda p, m: p - lr * m, params, momenta), momenta
 
-    def step(params, momenta, real, z_d, z_g):
+    def step(params, momenta, real, z_d, z_g, lr=None):
+        lr = config.learning_rate if lr is None else lr
         n = real.shape[0]
         fake = plain_forward(g, params["g"], z_d)
 
@@ -275,14 +314,14 @@ def make_plain_step(config: LpganConfig):
             return d_loss(logits[:n], logits[n:]), logits
 
         (_, logits), d_grads = jax.value_and_grad(d_objective, has_aux=True)(params["d"])
-        new_d, mom_d = update(params["d"], momenta["d"], d_grads)
+        new_d, mom_d = update(params["d"], momenta["d"], d_grads, lr)
 
         def g_objective(gp):
             g_logits = plain_forward(d, new_d, plain_forward(g, gp, z_g))[:, 0]
             return g_loss(g_logits), g_logits
 
         (_, g_logits), g_grads = jax.value_and_grad(g_objective, has_aux=True)(params["g"])
-        new_g, mom_g = update(params["g"], momenta["g"], g_grads)
+        new_g, mom_g = update(params["g"], momenta["g"], g_grads, lr)
         out = {"real": logits[:n], "fake": logits[n:], "generator": g_logits}
         return {"g": new_g, "d": new_d}, {"g": mom_g, "d": mom_d}, out
 
