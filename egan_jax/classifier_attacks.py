@@ -39,6 +39,7 @@ from flax import nnx
 from egan_jax.config import Config, apply_overrides
 from egan_jax.errors import ConfigError
 from egan_jax.families import classifier as family
+from egan_jax.key_estimation import BlockAdapter
 from egan_jax.keys import SecretKey
 from egan_jax.transforms import block as block_transforms
 from egan_jax.transforms.compose import Pipeline
@@ -146,26 +147,6 @@ def finetune(config: Config, stolen: nnx.Module, data: AttackData, *, steps: int
     model = fit(config, nnx.clone(stolen), data, steps=steps, seed=seed)
     name = f"fine-tune without the key, {data.fraction:.0%} data ({len(data.labels)} images)"
     return _row(name, "finetune", _test_accuracy(model, data), data, steps)
-
-
-class BlockAdapter(nnx.Module):
-    """A per-block linear map ``[N, H, W, C] → [N, H, W, C]``: a conv with kernel = stride = M and
-    ``M·M·C`` outputs, each block's outputs put back in place (row, column, channel order, as the
-    block transforms read a block). Initialised to the identity (plain images pass unchanged)."""
-
-    def __init__(self, block_size: int, channels: int, *, rngs: nnx.Rngs):
-        n = block_size * block_size * channels
-        self.block_size, self.channels = block_size, channels
-        self.conv = nnx.Conv(
-            channels, n, (block_size, block_size), strides=block_size, padding="VALID", rngs=rngs
-        )
-        self.conv.kernel = nnx.Param(jnp.eye(n).reshape(block_size, block_size, channels, n))
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        m, c = self.block_size, self.channels
-        y = self.conv(x)
-        n, h, w, _ = y.shape
-        return y.reshape(n, h, w, m, m, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, h * m, w * m, c)
 
 
 def estimate(config: Config, stolen: nnx.Module, data: AttackData, *, steps: int, seed: int = 0):

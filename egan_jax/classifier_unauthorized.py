@@ -99,18 +99,13 @@ def apply_material(
 ) -> jax.Array:
     """``x`` (NHWC float in [-1, 1]) through the block ``steps``, example i with the i-th draw of
     ``material`` (`random_material`); the same function as a `Pipeline` with that material."""
-    n, height, width, channels = x.shape
-    m, size = block, block * block * channels
-    blocks = (
-        x.reshape(n, height // m, m, width // m, m, channels)
-        .transpose(0, 1, 3, 2, 4, 5)
-        .reshape(n, -1, size)
-    )
+    n = x.shape[0]
+    blocks = block_ops.to_blocks(x, block)
     for name in steps:
         if name == "shuffle":
-            blocks = jnp.take_along_axis(blocks, material["permutation"][:, None, :], axis=2)
+            blocks = jnp.take_along_axis(blocks, material["permutation"][:, None, None], axis=3)
         elif name == "np":
-            blocks = jnp.where(material["flip"][:, None, :], -blocks, blocks)
+            blocks = jnp.where(material["flip"][:, None, None], -blocks, blocks)
         elif name == "ffx":
             codes = block_ops.FFX_CODES[variant]
             grid = block_ops.decimal_grid() if codes == 1000 else block_ops.pixel_grid()
@@ -118,16 +113,11 @@ def apply_material(
             coded = jnp.asarray(grid)[
                 jnp.take_along_axis(material["table"], levels.reshape(n, -1), axis=1)
             ]
-            blocks = jnp.where(
-                material["ffx_mask"][:, None, :], coded.reshape(blocks.shape), blocks
-            )
+            selected = material["ffx_mask"][:, None, None]
+            blocks = jnp.where(selected, coded.reshape(blocks.shape), blocks)
         else:
             raise ConfigError(f"fresh material for step {name!r}; valid: {list(FRESH_STEPS)}")
-    return (
-        blocks.reshape(n, height // m, width // m, m, m, channels)
-        .transpose(0, 1, 3, 2, 4, 5)
-        .reshape(x.shape)
-    )
+    return block_ops.from_blocks(blocks, block)
 
 
 def fresh_inputs(plain: jax.Array, transform: dict, key: jax.Array) -> jax.Array:

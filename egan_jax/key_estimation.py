@@ -22,6 +22,7 @@ from flax import nnx
 
 from egan_jax import deep_lock, losses
 from egan_jax.errors import ConfigError
+from egan_jax.transforms.block import from_blocks
 
 
 # --- key estimation: input adapters -------------------------------------------------------------
@@ -60,11 +61,7 @@ class BlockAdapter(nnx.Module):
         )
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        n, h, w, c = x.shape
-        m = self.block_size
-        y = self.conv(x)  # [N, H/M, W/M, M·M·C], (row, col, channel) order
-        y = y.reshape(n, h // m, w // m, m, m, c).transpose(0, 1, 3, 2, 4, 5)
-        return y.reshape(n, h, w, c)
+        return from_blocks(self.conv(x), self.block_size)  # conv: [N, H/M, W/M, M·M·C]
 
 
 class SiteAdapter(nnx.Module):

@@ -13,7 +13,8 @@ from test_families_classifier import _config, _models, key_file  # noqa: F401 (f
 from egan_jax import deep_lock
 from egan_jax.errors import ConfigError
 from egan_jax.models.classifier_embedding import EmbeddedClassifier
-from egan_jax.models.classifier_position_mlp import PositionMLP, to_positions
+from egan_jax.models.classifier_position_mlp import PositionMLP
+from egan_jax.transforms.block import from_blocks, to_blocks
 from egan_jax.models.classifiers import build_classifier
 
 
@@ -31,8 +32,9 @@ def test_each_pixel_goes_through_its_in_block_positions_mlp_and_channels_add():
             p = pixel * 2 + channel  # the transforms' in-block order: (row, column, channel)
             expected += np.maximum(x[n, row, col, channel] * w[p] + b[p], 0) @ v[p]
         np.testing.assert_allclose(out[n, row, col], expected, atol=1e-5)
-    blocks = np.asarray(to_positions(jnp.asarray(x), 4))
+    blocks = np.asarray(to_blocks(jnp.asarray(x), 4))
     assert blocks.shape == (2, 2, 2, 32) and blocks[1, 0, 1, 6 * 2 + 1] == x[1, 1, 6, 1]
+    np.testing.assert_array_equal(from_blocks(jnp.asarray(blocks), 4), x)
 
 
 def test_it_learns_a_non_monotone_code_per_position_that_an_affine_pixel_map_cannot():

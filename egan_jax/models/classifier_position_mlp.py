@@ -28,15 +28,7 @@ import numpy as np
 from flax import nnx
 
 from egan_jax.errors import ConfigError
-
-
-def to_positions(x: jax.Array, block_size: int) -> jax.Array:
-    """``[N, H, W, C]`` → ``[N, H/M, W/M, M·M·C]``: each block's values in (row, column, channel)
-    order, the order of the transforms' in-block positions."""
-    n, height, width, channels = x.shape
-    m = block_size
-    blocks = x.reshape(n, height // m, m, width // m, m, channels).transpose(0, 1, 3, 2, 4, 5)
-    return blocks.reshape(n, height // m, width // m, m * m * channels)
+from egan_jax.transforms.block import from_blocks, to_blocks
 
 
 class PositionMLP(nnx.Module):
@@ -84,10 +76,9 @@ class PositionMLP(nnx.Module):
                 f"position MLP for {self.channels} channel(s) and block {m} got images of shape "
                 f"{x.shape}; the image size must be a multiple of the block"
             )
-        values = to_positions(x, m)  # [N, h, w, P]
+        values = to_blocks(x, m)  # [N, h, w, P]
         hidden = jax.nn.relu(values[..., None] * self.hidden_kernel[...] + self.hidden_bias[...])
         out = jnp.einsum("nhwpk,pkf->nhwpf", hidden, self.out_kernel[...])
         out = out.reshape(*out.shape[:3], m * m, channels, -1).sum(axis=4) + self.out_bias[...]
         # back to full resolution: position (i, j) of block (bh, bw) is pixel (bh·M + i, bw·M + j)
-        blocks = out.reshape(n, height // m, width // m, m, m, -1).transpose(0, 1, 3, 2, 4, 5)
-        return blocks.reshape(n, height, width, -1)
+        return from_blocks(out.reshape(*out.shape[:3], -1), m)

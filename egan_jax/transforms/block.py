@@ -193,6 +193,23 @@ def tile_positions(
 
 
 # --- array operations (trusted inputs; shared with the fused pipeline) -------------------------
+def to_blocks(x: jax.Array, block_size: int) -> jax.Array:
+    """``[N, H, W, C]`` → ``[N, H/M, W/M, M·M·C]``: each block's values in (row, column, channel)
+    order, the order of the block transforms' in-block positions."""
+    n, height, width, channels = x.shape
+    m = block_size
+    blocks = x.reshape(n, height // m, m, width // m, m, channels).transpose(0, 1, 3, 2, 4, 5)
+    return blocks.reshape(n, height // m, width // m, m * m * channels)
+
+
+def from_blocks(blocks: jax.Array, block_size: int) -> jax.Array:
+    """The inverse of :func:`to_blocks`: ``[N, h, w, M·M·C]`` → ``[N, h·M, w·M, C]``."""
+    n, h, w, size = blocks.shape
+    m = block_size
+    image = blocks.reshape(n, h, w, m, m, size // (m * m)).transpose(0, 1, 3, 2, 4, 5)
+    return image.reshape(n, h * m, w * m, size // (m * m))
+
+
 def gather_positions(x: jax.Array, index_map: np.ndarray) -> jax.Array:
     """``out.flat[q] = x.flat[index_map[q]]`` for every image of the batch."""
     flat = jnp.reshape(x, (x.shape[0], -1))
