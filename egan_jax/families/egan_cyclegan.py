@@ -41,6 +41,7 @@ from egan_jax.config import Config
 from egan_jax.families import Family, Models, Optimizers
 from egan_jax.families import cyclegan as plain
 from egan_jax.families import egan_image as protect
+from egan_jax.families import egan_image_bypass as bypass
 
 PROTECTED = "generator_ab"
 
@@ -78,6 +79,8 @@ class LossConfig(plain.LossConfig):
         discriminator_feature="conv4",
     )
     unauthorized: protect.UnauthorizedConfig = protect.UnauthorizedConfig(fraction=1.0)
+    # the colour-mean term on the wrapper-deleted pair (`egan_image_bypass`; weight 0: off)
+    wrapper_deleted: bypass.WrapperDeletedConfig = bypass.WrapperDeletedConfig()
 
 
 def default_config() -> Config:
@@ -135,6 +138,10 @@ def make_train_step(config: Config):
                 config, g_ab, real_a, fake_b, features, sa_key, discriminator=d_b
             )
             total, parts = objective({"task": task, "features": unauthorized})
+            deleted = bypass.wrapper_deleted_term(config, unauthorized)
+            if deleted is not None:
+                total = total + config.loss.wrapper_deleted.weight * deleted
+                parts = parts | {"wrapper_deleted": deleted}
             means = (jnp.mean(adv), jnp.mean(cycle), jnp.mean(identity))
             return total, (fake_a, fake_b, parts, means)
 

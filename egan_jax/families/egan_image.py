@@ -50,6 +50,7 @@ from egan_jax.families.egan_dcgan import (
     load_key,
     objective_config,
 )
+from egan_jax.families.egan_image_bypass import WRAPPER_DELETED, check_wrapper_deleted
 from egan_jax.families.egan_image_deep import (
     deep_sites,
     holder_locks,
@@ -153,6 +154,8 @@ def check_protection(config: Config, image_sizes: tuple[int, ...]) -> None:
     if config.loss.self_adversarial.ntl_weight > 0:
         raise ConfigError("loss.self_adversarial.ntl_weight is DCGAN-only; set it to 0")
     protection.compose(objective_config(config))  # names and hyperparameters
+    has_bypass = input_map(config) != "none" and m.adapter_bypass
+    check_wrapper_deleted(config, has_bypass)  # `loss.wrapper_deleted` (`egan_image_bypass`)
 
 
 def variants(config: Config, key=None, spec: UnauthorizedSpec | None = None) -> Variants:
@@ -344,6 +347,7 @@ def unauthorized_features(
     else:
         x_u, _ = mix(unauthorized, x[:count], key)
         pairs = [(slice(0, count), generator, x_u)]
+    wrapper_deleted = None
     if input_map(config) != "none" and config.model.adapter_bypass:
         # a thief who deletes the wrapper: no input map, no feature key (identity hook) and, as
         # anyone who builds the model without the key, no deep lock
@@ -364,9 +368,12 @@ def unauthorized_features(
     needed = protection.required_features(objective_config(config))
     name = sa.generator_feature
     auth, unauth = {kind: [] for kind in needed}, {kind: [] for kind in needed}
+    deleted = {}  # (authorized, wrapper-deleted) outputs, for `loss.wrapper_deleted`
     with batch_norm_mode(generator, u.batch_norm):
         for rows, network, inputs in pairs:
             output_u, features_u = network(inputs, return_features=True)
+            if network is wrapper_deleted:
+                deleted[WRAPPER_DELETED] = (authorized_output[rows], output_u)
             if "generator" in needed and name not in features_u:
                 raise ConfigError(
                     f"loss.self_adversarial.generator_feature={name!r}; valid: {sorted(features_u)}"
@@ -392,7 +399,8 @@ def unauthorized_features(
             )
         d = d_features[name]
         auth["discriminator"], unauth["discriminator"] = [d[: len(first)]], [d[len(first) :]]
-    return {k: (jnp.concatenate(auth[k]), jnp.concatenate(unauth[k])) for k in needed}
+    out = {k: (jnp.concatenate(auth[k]), jnp.concatenate(unauth[k])) for k in needed}
+    return out | deleted
 
 
 def authorize(config: Config):

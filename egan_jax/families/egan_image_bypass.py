@@ -1,0 +1,91 @@
+"""The wrapper-deleted term of the protected image families (`loss.wrapper_deleted`, issue 6).
+
+A white-box thief who deletes the wrapper runs the stolen generator with no input map, no locks
+and no deep lock on raw input (`model.adapter_bypass` trains that build as one more unauthorized
+input of the self-adversarial term). The CycleGAN default measures that term on the B
+discriminator's last feature map, which is instance-normalised: each channel's spatial mean and
+scale are divided out, so it cannot see what a whole image's colour is. Session 7 measured that the
+wrapper-deleted Fréchet distance is almost all colour (seeds 0 / 1 / 2: 114.64 / 79.73 / 22.64,
+and 20.53 / 19.06 / 24.22 once each output's per-channel mean is set to the keyed output's), so
+whether the thief got a useless model depended on the seed.
+
+This term pushes the per-channel spatial mean of the wrapper-deleted output away from that of the
+authorized output of the same image, bounded like the self-adversarial term:
+
+    λ_wd · mean[−min(‖μ(G(a_k⁻¹ a_k x)) − μ(G_deleted(x))‖₁ / C, m_wd)]
+
+with μ the per-channel mean over height and width. Weight 0 (the default) adds nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from egan_jax import protection
+from egan_jax.config import Config
+from egan_jax.errors import ConfigError
+
+# the key of `unauthorized_features`' result holding (authorized, wrapper-deleted) outputs
+WRAPPER_DELETED = "wrapper_deleted"
+
+
+@dataclasses.dataclass(frozen=True)
+class WrapperDeletedConfig:
+    """`loss.wrapper_deleted`: the bounded colour-mean term on the wrapper-deleted pair."""
+
+    weight: float = 0.0  # λ_wd; 0: off
+    margin: float = 0.3  # m_wd, in image units ([-1, 1]): the mean colour shift it asks for
+
+
+def wrapper_deleted_config(config: Config) -> WrapperDeletedConfig:
+    return getattr(config.loss, "wrapper_deleted", None) or WrapperDeletedConfig()
+
+
+def check_wrapper_deleted(config: Config, has_bypass: bool) -> None:
+    """A clear error for a negative weight, a non-positive margin, or a term with no bypass pass."""
+    c = wrapper_deleted_config(config)
+    if not c.weight >= 0:
+        raise ConfigError(f"loss.wrapper_deleted.weight must be ≥ 0 (0: off), got {c.weight}")
+    if not c.margin > 0:
+        raise ConfigError(f"loss.wrapper_deleted.margin must be positive, got {c.margin}")
+    if c.weight > 0 and not has_bypass:
+        raise ConfigError(
+            "loss.wrapper_deleted needs the wrapper-deleted pass: set model.adapter_bypass=true "
+            "with an input map (model.adapter), or loss.wrapper_deleted.weight=0"
+        )
+
+
+def colour_means(images: jax.Array) -> jax.Array:
+    """[N, H, W, C] -> [N, C]: each image's mean per channel."""
+    return jnp.mean(images, axis=(1, 2))
+
+
+def wrapper_deleted_loss(
+    authorized: jax.Array, deleted: jax.Array, *, margin: float = 0.3
+) -> jax.Array:
+    """Per example −min(mean_c |μ_c(authorized) − μ_c(deleted)|, margin).
+
+    Args:
+      authorized: [N, H, W, C] outputs of the owner's build.
+      deleted: [N, H, W, C] outputs of the wrapper-deleted build for the same inputs.
+      margin: the bound, in image units.
+
+    Returns:
+      [N], values in [−margin, 0].
+    """
+    return protection.self_adversarial(
+        colour_means(authorized), colour_means(deleted), divergence="l1", margin=margin
+    )
+
+
+def wrapper_deleted_term(config: Config, features: Mapping[str, tuple]) -> jax.Array | None:
+    """The term's mean over the wrapper-deleted rows (unweighted), or None when it is off."""
+    c = wrapper_deleted_config(config)
+    if c.weight == 0:
+        return None
+    authorized, deleted = features[WRAPPER_DELETED]
+    return jnp.mean(wrapper_deleted_loss(authorized, deleted, margin=c.margin))

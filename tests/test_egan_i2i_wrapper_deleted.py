@@ -1,0 +1,89 @@
+"""`loss.wrapper_deleted` (families/egan_image_bypass.py): the bounded colour-mean term on the
+wrapper-deleted pair of the protected image families. Tiny widths."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from egan_jax import deep_lock
+from egan_jax.config import apply_overrides
+from egan_jax.errors import ConfigError
+from egan_jax.families import egan_image as protect
+from egan_jax.families import get_family
+from egan_jax.families.egan_image_bypass import WRAPPER_DELETED, wrapper_deleted_loss
+
+TINY = (
+    "model.width=2", "model.num_blocks=1", "model.discriminator_width=2", "data.image_size=32",
+    "model.deep_lock=down1,down2,block1", "model.adapter=key_inverse", "loss.pool_size=2",
+    "loss.unauthorized.random_keys=1", "loss.unauthorized.near_keys=1",
+    "loss.unauthorized.near_materials=1",
+)  # fmt: skip
+
+
+def tiny(*overrides: str):
+    return apply_overrides(get_family("egan_cyclegan").default_config(), [*TINY, *overrides])
+
+
+def test_the_loss_reads_each_channels_mean_and_is_bounded():
+    images = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), minval=-1, maxval=1)
+    shuffled = jnp.roll(images, (3, 5), axis=(1, 2))  # other pixels, the same colour means
+    np.testing.assert_allclose(wrapper_deleted_loss(images, shuffled), [0, 0], atol=1e-6)
+    shift = jnp.array([0.1, 0.0, -0.2])  # mean |Δμ| = 0.1
+    np.testing.assert_allclose(wrapper_deleted_loss(images, images + shift), [-0.1] * 2, atol=1e-6)
+    far = wrapper_deleted_loss(images, images + 1.0, margin=0.3)
+    np.testing.assert_allclose(far, [-0.3, -0.3], atol=1e-6)  # flat beyond the margin
+    grad = jax.grad(lambda d: jnp.sum(wrapper_deleted_loss(images, d, margin=0.3)))(images + 1.0)
+    assert not np.any(np.asarray(grad))
+
+
+def test_the_pair_is_the_authorized_output_and_the_keyless_build():
+    config = tiny("loss.wrapper_deleted.weight=1")
+    generator = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))["generator_ab"]
+    x = jax.random.uniform(jax.random.key(1), (1, 32, 32, 3), minval=-1, maxval=1)
+    output, features = generator(protect.authorize(config)(x), return_features=True)
+    disc = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))["discriminator_b"]
+    out = protect.unauthorized_features(
+        config, generator, x, output, features, jax.random.key(0), discriminator=disc
+    )
+    authorized, deleted = out[WRAPPER_DELETED]
+    np.testing.assert_array_equal(authorized, output)
+    with deep_lock.attached(generator.generator, deep_lock.NO_LOCK):
+        np.testing.assert_allclose(deleted, generator.generator(x), atol=1e-6)
+    assert not np.allclose(deleted, output, atol=1e-3)
+
+
+def _first_step(*overrides: str) -> dict[str, float]:
+    config = tiny(*overrides)
+    family = get_family("egan_cyclegan")
+    models = family.build_models(config, nnx.Rngs(0))
+    optimizers = family.build_optimizers(config, models)
+    batch = {k: jnp.asarray(v) for k, v in family.make_batches(config)(0, 0, 1).items()}
+    metrics = nnx.jit(family.make_train_step(config))(models, optimizers, batch, jax.random.key(0))
+    return {k: float(v) for k, v in metrics.items()}
+
+
+def test_the_train_step_adds_the_weighted_term():
+    off = _first_step()
+    on = _first_step("loss.wrapper_deleted.weight=2", "loss.wrapper_deleted.margin=0.5")
+    assert "g_wrapper_deleted" not in off
+    term = on["g_wrapper_deleted"]
+    assert -0.5 <= term < 0
+    assert on["g_self_adversarial"] == pytest.approx(off["g_self_adversarial"], abs=1e-5)
+    assert on["g_loss"] - off["g_loss"] == pytest.approx(2 * term, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (("loss.wrapper_deleted.weight=-1",), "wrapper_deleted.weight"),
+        (("loss.wrapper_deleted.margin=0",), "wrapper_deleted.margin"),
+        (("loss.wrapper_deleted.weight=1", "model.adapter_bypass=false"), "adapter_bypass"),
+    ],
+)
+def test_bad_settings_are_clear_errors(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        get_family("egan_cyclegan").build_models(tiny(*overrides), nnx.Rngs(0))
