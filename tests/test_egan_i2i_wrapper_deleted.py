@@ -40,6 +40,16 @@ def test_the_loss_reads_each_channels_mean_and_is_bounded():
     assert not np.any(np.asarray(grad))
 
 
+def test_mean_std_also_reads_each_channels_contrast():
+    images = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), minval=-1, maxval=1)
+    mean = jnp.mean(images, axis=(1, 2), keepdims=True)
+    flatter = mean + 0.5 * (images - mean)  # the same means, half the standard deviation
+    np.testing.assert_allclose(wrapper_deleted_loss(images, flatter), [0, 0], atol=1e-6)
+    got = wrapper_deleted_loss(images, flatter, statistics="mean_std", margin=10.0)
+    expected = jnp.mean(0.5 * jnp.std(images, axis=(1, 2)), axis=-1) / 2  # over 2C numbers
+    np.testing.assert_allclose(got, -expected, rtol=1e-5)
+
+
 def test_the_pair_is_the_authorized_output_and_the_keyless_build():
     config = tiny("loss.wrapper_deleted.weight=1")
     generator = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))["generator_ab"]
@@ -81,6 +91,7 @@ def test_the_train_step_adds_the_weighted_term():
     [
         (("loss.wrapper_deleted.weight=-1",), "wrapper_deleted.weight"),
         (("loss.wrapper_deleted.margin=0",), "wrapper_deleted.margin"),
+        (("loss.wrapper_deleted.statistics=max",), "wrapper_deleted.statistics"),
         (("loss.wrapper_deleted.weight=1", "model.adapter_bypass=false"), "adapter_bypass"),
     ],
 )

@@ -39,6 +39,12 @@ class WrapperDeletedConfig:
 
     weight: float = 0.0  # λ_wd; 0: off
     margin: float = 0.3  # m_wd, in image units ([-1, 1]): the mean colour shift it asks for
+    # "mean": each channel's spatial mean; "mean_std": also its spatial standard deviation
+    # (contrast), the two compared as one vector
+    statistics: str = "mean"
+
+
+STATISTICS = ("mean", "mean_std")
 
 
 def wrapper_deleted_config(config: Config) -> WrapperDeletedConfig:
@@ -52,6 +58,10 @@ def check_wrapper_deleted(config: Config, has_bypass: bool) -> None:
         raise ConfigError(f"loss.wrapper_deleted.weight must be ≥ 0 (0: off), got {c.weight}")
     if not c.margin > 0:
         raise ConfigError(f"loss.wrapper_deleted.margin must be positive, got {c.margin}")
+    if c.statistics not in STATISTICS:
+        raise ConfigError(
+            f"loss.wrapper_deleted.statistics={c.statistics!r}; valid: {list(STATISTICS)}"
+        )
     if c.weight > 0 and not has_bypass:
         raise ConfigError(
             "loss.wrapper_deleted needs the wrapper-deleted pass: set model.adapter_bypass=true "
@@ -59,26 +69,34 @@ def check_wrapper_deleted(config: Config, has_bypass: bool) -> None:
         )
 
 
-def colour_means(images: jax.Array) -> jax.Array:
-    """[N, H, W, C] -> [N, C]: each image's mean per channel."""
-    return jnp.mean(images, axis=(1, 2))
+def colour_statistics(images: jax.Array, statistics: str = "mean") -> jax.Array:
+    """[N, H, W, C] -> [N, C] (each channel's spatial mean) or, "mean_std", [N, 2C] (and its
+    spatial standard deviation)."""
+    mean = jnp.mean(images, axis=(1, 2))
+    if statistics == "mean":
+        return mean
+    return jnp.concatenate([mean, jnp.std(images, axis=(1, 2))], axis=-1)
 
 
 def wrapper_deleted_loss(
-    authorized: jax.Array, deleted: jax.Array, *, margin: float = 0.3
+    authorized: jax.Array, deleted: jax.Array, *, margin: float = 0.3, statistics: str = "mean"
 ) -> jax.Array:
-    """Per example −min(mean_c |μ_c(authorized) − μ_c(deleted)|, margin).
+    """Per example −min(mean |s(authorized) − s(deleted)|, margin), s = `colour_statistics`.
 
     Args:
       authorized: [N, H, W, C] outputs of the owner's build.
       deleted: [N, H, W, C] outputs of the wrapper-deleted build for the same inputs.
       margin: the bound, in image units.
+      statistics: "mean" or "mean_std" (`colour_statistics`).
 
     Returns:
       [N], values in [−margin, 0].
     """
     return protection.self_adversarial(
-        colour_means(authorized), colour_means(deleted), divergence="l1", margin=margin
+        colour_statistics(authorized, statistics),
+        colour_statistics(deleted, statistics),
+        divergence="l1",
+        margin=margin,
     )
 
 
@@ -88,4 +106,6 @@ def wrapper_deleted_term(config: Config, features: Mapping[str, tuple]) -> jax.A
     if c.weight == 0:
         return None
     authorized, deleted = features[WRAPPER_DELETED]
-    return jnp.mean(wrapper_deleted_loss(authorized, deleted, margin=c.margin))
+    return jnp.mean(
+        wrapper_deleted_loss(authorized, deleted, margin=c.margin, statistics=c.statistics)
+    )
