@@ -165,3 +165,24 @@ def test_bicubic_detail_skip_adds_only_zero_mean_detail_per_lr_pixel(lr_batch):
     assert np.abs(residual).max() > 1e-3
     cells = residual.reshape(2, 12, 4, 10, 4, 3).mean(axis=(2, 4))
     np.testing.assert_allclose(cells, 0.0, atol=1e-6)
+
+
+def test_gated_skip_removes_the_residuals_cell_mean_only_where_the_input_is_flat():
+    flat = jnp.full((1, 6, 6, 3), 0.2)  # bicubic is exact here
+    textured = jnp.asarray(np.random.default_rng(1).uniform(-0.5, 0.5, (1, 6, 6, 3)), jnp.float32)
+    np.testing.assert_allclose(srgan.flatness(flat), 1.0)
+    assert float(jnp.max(srgan.flatness(textured))) < 1e-3
+    models = {
+        skip: srgan.Generator(width=8, num_blocks=1, skip=skip, rngs=nnx.Rngs(0))
+        for skip in ("bicubic", "bicubic_gated")
+    }
+    for model in models.values():
+        model.eval()
+        model.tail.bias[...] = jnp.full(model.tail.bias.shape, 0.05)  # a colour offset
+    up = jax.image.resize(flat, (1, 24, 24, 3), "bicubic")
+    cells = np.asarray(models["bicubic_gated"](flat) - up).reshape(1, 6, 4, 6, 4, 3).mean((2, 4))
+    np.testing.assert_allclose(cells, 0.0, atol=1e-6)  # flat: the offset is gone
+    assert np.abs(np.asarray(models["bicubic"](flat) - up)).min() > 0.04  # the plain skip keeps it
+    np.testing.assert_allclose(  # textured: the gate is shut, the plain bicubic skip's output
+        models["bicubic_gated"](textured), models["bicubic"](textured), atol=1e-4
+    )
