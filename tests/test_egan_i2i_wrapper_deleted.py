@@ -50,6 +50,17 @@ def test_mean_std_also_reads_each_channels_contrast():
     np.testing.assert_allclose(got, -expected, rtol=1e-5)
 
 
+def test_grey_mean_ignores_a_shift_of_the_chroma_only():
+    images = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), minval=-0.5, maxval=0.5)
+    chroma = images + jnp.array([0.1, 0.0, -0.1])  # the grey level is unchanged
+    assert float(wrapper_deleted_loss(images, chroma)[0]) == pytest.approx(-0.2 / 3, abs=1e-6)
+    np.testing.assert_allclose(
+        wrapper_deleted_loss(images, chroma, statistics="grey_mean"), [0, 0], atol=1e-6
+    )
+    brighter = wrapper_deleted_loss(images, images + 0.1, statistics="grey_mean")
+    np.testing.assert_allclose(brighter, [-0.1, -0.1], atol=1e-6)
+
+
 def test_the_pair_is_the_authorized_output_and_the_keyless_build():
     config = tiny("loss.wrapper_deleted.weight=1")
     generator = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))["generator_ab"]

@@ -40,11 +40,12 @@ class WrapperDeletedConfig:
     weight: float = 0.0  # λ_wd; 0: off
     margin: float = 0.3  # m_wd, in image units ([-1, 1]): the mean colour shift it asks for
     # "mean": each channel's spatial mean; "mean_std": also its spatial standard deviation
-    # (contrast), the two compared as one vector
+    # (contrast), the two compared as one vector; "grey_mean": the mean over channels and
+    # positions (the image's grey level: a shift that cannot hide in the chroma)
     statistics: str = "mean"
 
 
-STATISTICS = ("mean", "mean_std")
+STATISTICS = ("mean", "mean_std", "grey_mean")
 
 
 def wrapper_deleted_config(config: Config) -> WrapperDeletedConfig:
@@ -70,11 +71,13 @@ def check_wrapper_deleted(config: Config, has_bypass: bool) -> None:
 
 
 def colour_statistics(images: jax.Array, statistics: str = "mean") -> jax.Array:
-    """[N, H, W, C] -> [N, C] (each channel's spatial mean) or, "mean_std", [N, 2C] (and its
-    spatial standard deviation)."""
+    """[N, H, W, C] -> [N, C] (each channel's spatial mean), "mean_std": [N, 2C] (and its
+    spatial standard deviation), "grey_mean": [N, 1] (the mean over channels too)."""
     mean = jnp.mean(images, axis=(1, 2))
     if statistics == "mean":
         return mean
+    if statistics == "grey_mean":
+        return jnp.mean(mean, axis=-1, keepdims=True)
     return jnp.concatenate([mean, jnp.std(images, axis=(1, 2))], axis=-1)
 
 
@@ -87,7 +90,7 @@ def wrapper_deleted_loss(
       authorized: [N, H, W, C] outputs of the owner's build.
       deleted: [N, H, W, C] outputs of the wrapper-deleted build for the same inputs.
       margin: the bound, in image units.
-      statistics: "mean" or "mean_std" (`colour_statistics`).
+      statistics: "mean", "mean_std" or "grey_mean" (`colour_statistics`).
 
     Returns:
       [N], values in [−margin, 0].
