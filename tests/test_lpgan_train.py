@@ -327,6 +327,9 @@ def test_learning_rate_schedules_decay_from_the_base_rate_and_never_reach_zero()
     assert [T.learning_rate_at(linear, k) for k in range(4)] == [0.02, 0.015, 0.01, 0.005]
     with pytest.raises(ConfigError, match="lr_schedule"):
         _config(lr_schedule="step")
+    for bad in ({"momentum": 1.0}, {"momentum": -1.0}, {"d_lr_scale": 0.0}):
+        with pytest.raises(ConfigError, match="momentum < 1.*d_lr_scale > 0"):
+            _config(**bad)
 
 
 def test_a_small_public_rate_keeps_its_significant_bits():
@@ -339,11 +342,14 @@ def test_a_small_public_rate_keeps_its_significant_bits():
         assert abs(rate / 2.0 ** (16 + extra) / lr - 1) < 2**-10
 
 
-@pytest.mark.parametrize("step", [0, 9])
-def test_secure_step_follows_the_scheduled_rate(step):
-    # the last of 10 linearly decayed steps runs at a tenth of the base rate: the secure update
-    # must follow the plaintext update at that rate (the base rate would move 10× too far)
-    config = _config(learning_rate=0.1, momentum=0.5, lr_schedule="linear", steps=10)
+@pytest.mark.parametrize("step, d_lr_scale", [(0, 1.0), (9, 0.25)])
+def test_secure_step_follows_the_scheduled_rate(step, d_lr_scale):
+    # the last of 10 linearly decayed steps runs at a tenth of the base rate (the discriminator at
+    # a quarter of that): the secure update must follow the plaintext update at those rates (the
+    # base rate would move 10× or 40× too far)
+    config = _config(
+        learning_rate=0.1, momentum=0.5, lr_schedule="linear", steps=10, d_lr_scale=d_lr_scale
+    )
     params = T.initial_params(config)
     real, z_d, z_g = (_fixed(v) for v in _inputs(config))
     prg = ring.Prg(0, domain=b"owner")

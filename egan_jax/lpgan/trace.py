@@ -58,7 +58,7 @@ def plain_trace(config: T.LpganConfig, params: dict, momenta: dict, real, z_d, z
 
         d_grads = jax.grad(d_objective)(p["d"])
         m_d = jax.tree.map(lambda a, b: mu * a + b, m["d"], d_grads)
-        new_d = jax.tree.map(lambda a, b: a - lr * b, p["d"], m_d)
+        new_d = jax.tree.map(lambda a, b: a - lr * config.d_lr_scale * b, p["d"], m_d)
         fake_g, acts = plain_forward(g, p["g"], jnp.asarray(z_g), collect=True)
         out.update({f"act.g_g.{i}": a for i, a in enumerate(acts)})
         _, acts = plain_forward(d, new_d, fake_g, collect=True)

@@ -63,6 +63,7 @@ class LpganConfig:
     batch_size: int = 16
     learning_rate: float = 0.05
     lr_schedule: str = "constant"
+    d_lr_scale: float = 1.0
     momentum: float = 0.5
     loss: str = "nonsaturating"
     seed: int = 0
@@ -83,8 +84,8 @@ class LpganConfig:
             raise ConfigError("batch_size must be in [1, 256] and steps >= 0")
         if not 0 <= self.loss_scale_bits <= self.frac_bits - MASTER_EXTRA_BITS + 8:
             raise ConfigError(f"loss_scale_bits must be in [0, 16], got {self.loss_scale_bits}")
-        if not 0 <= self.momentum < 1 or self.learning_rate <= 0:
-            raise ConfigError("need 0 <= momentum < 1 and learning_rate > 0")
+        if not -1 < self.momentum < 1 or self.learning_rate <= 0 or self.d_lr_scale <= 0:
+            raise ConfigError("need -1 < momentum < 1, learning_rate > 0 and d_lr_scale > 0")
 
 
 def learning_rate_at(config: LpganConfig, step: int) -> float:
@@ -234,7 +235,7 @@ def secure_train_step(
     scale = np.uint64(1 << config.loss_scale_bits)
     d_loss_grad = _logit_grads(party, config.loss, logits, targets, n) * scale
     _, d_grads = secure_backward(party, d, d_params, caches, d_loss_grad)
-    state = sgd_update(party, config, state, "d", d_grads, lr)
+    state = sgd_update(party, config, state, "d", d_grads, lr * config.d_lr_scale)
 
     new_d_params = working_params(party, state, "d")
     fake, g_caches = secure_forward(party, g, g_params, z_g, outputs=acts.get("g_g"))
@@ -314,7 +315,7 @@ def make_plain_step(config: LpganConfig):
             return d_loss(logits[:n], logits[n:]), logits
 
         (_, logits), d_grads = jax.value_and_grad(d_objective, has_aux=True)(params["d"])
-        new_d, mom_d = update(params["d"], momenta["d"], d_grads, lr)
+        new_d, mom_d = update(params["d"], momenta["d"], d_grads, lr * config.d_lr_scale)
 
         def g_objective(gp):
             g_logits = plain_forward(d, new_d, plain_forward(g, gp, z_g))[:, 0]
