@@ -379,3 +379,22 @@ def test_secure_step_follows_the_scheduled_rate(step, d_lr_scale):
         for k, value in secure.items():
             err = np.max(np.abs(value - np.asarray(new_plain[net][k])))
             assert err < 2e-6 + 0.05 * moved, (net, k, step, err, moved)
+
+
+def test_secure_update_with_negative_momentum_matches_plaintext():
+    # m ← μ·m + g with μ < 0 (negative momentum) on shares: the public −0.5 is a ring constant
+    from egan_jax.lpgan import trace
+
+    config = _config(learning_rate=0.02, momentum=-0.5, loss_scale_bits=10)
+    params = T.initial_params(config)
+    momenta = jax.tree.map(lambda v: np.random.default_rng(1).normal(size=np.shape(v)), params)
+    real, z_d, z_g = (_fixed(v) for v in _inputs(config))
+    plain, _ = trace.plain_trace(config, params, momenta, real, z_d, z_g)
+    secure = trace.secure_trace(config, params, momenta, real, z_d, z_g)
+    for net in ("g", "d"):
+        names = [k for k in plain if k.startswith(f"update.{net}.")]
+        s = np.concatenate([np.ravel(secure[k]) for k in names])
+        p = np.concatenate([np.ravel(plain[k]) for k in names])
+        assert np.linalg.norm(s - p) < 0.02 * np.linalg.norm(p), net
+        # the old momentum dominates these updates: with +0.5 they would point the other way
+        assert np.dot(s, p) > 0.9 * np.dot(p, p), net

@@ -22,7 +22,9 @@ more significant bits, the scale coming off in the update (loss scaling, as in f
 Learning-rate schedule ("constant", "linear" or "cosine" decay towards 0 over ``steps``): the rate of
 a step is a public number (both servers know the schedule and the step), so a schedule costs nothing
 on shares; it is encoded with enough fractional bits to keep 11 significant bits however small it
-gets, and the extra bits come off in the update's truncation (`sgd_update`).
+gets, and the extra bits come off in the update's truncation (`sgd_update`). ``d_lr_scale`` runs the
+discriminator at a fraction of the generator's rate (as two-time-scale GAN training does, here slower):
+a public constant again, free on shares.
 """
 
 from __future__ import annotations
