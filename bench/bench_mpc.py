@@ -16,8 +16,9 @@ bench/.venv-spu; skipped with the set-up command when missing), run ReLU, sigmoi
 the convolution on the same inputs; their bytes, rounds, time and error sit beside ours in
 ``peer_comparison``. ``dcgan_step`` is the secure DCGAN step against the plaintext step (goal ≤ 100×).
 
-Run: `.venv/bin/python -m bench.bench_mpc [--quick] [--train-steps N --seeds 0,1,2 --jobs 3]`;
-writes bench/results/mpc.json (mpc_quick.json with --quick; lpgan_training.json with --train-steps).
+Run: `.venv/bin/python -m bench.bench_mpc [--quick] [--train-steps N --seeds 0,1,2 --jobs 3
+[--experiment experiments/lpgan_digits.py --result lpgan_training]]`; writes bench/results/mpc.json
+(mpc_quick.json with --quick; with --train-steps, <result>.json, lpgan_training.json by default).
 """
 
 from __future__ import annotations
@@ -237,7 +238,12 @@ def lpgan_step(quick: bool, repeats: int) -> dict:
     }
 
 
-def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
+def lpgan_training(
+    steps: int,
+    num_samples: int = 1000,
+    seed: int = 0,
+    experiment: str = "experiments/lpgan_digits.py",
+) -> dict:
     """Secure vs plaintext training (same seed, weights, batches, latents, steps) on the digits;
     digits Fréchet distance of samples from each generator against the training images."""
     import dataclasses
@@ -248,8 +254,7 @@ def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     from egan_jax.lpgan.owner import load_experiment, train_local
     from egan_jax.metrics import DigitsClassifier, compute_fid
 
-    experiment = load_experiment("experiments/lpgan_digits.py")
-    config = dataclasses.replace(experiment, steps=steps, seed=seed)
+    config = dataclasses.replace(load_experiment(experiment), steps=steps, seed=seed)
     start = time.perf_counter()
     secure_g, records = train_local(config, owner_seed=seed)
     secure_s = time.perf_counter() - start
@@ -288,6 +293,7 @@ def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     return {
         "steps": steps,
         "seed": seed,
+        "experiment": experiment,
         "load_average_1_5_15": list(os.getloadavg()),
         "config": dataclasses.asdict(config),
         "digits_fd": fd,
@@ -308,7 +314,12 @@ def lpgan_training(steps: int, num_samples: int = 1000, seed: int = 0) -> dict:
     }
 
 
-def lpgan_training_seeds(steps: int, seeds: list[int], jobs: int = 1) -> dict:
+def lpgan_training_seeds(
+    steps: int,
+    seeds: list[int],
+    jobs: int = 1,
+    experiment: str = "experiments/lpgan_digits.py",
+) -> dict:
     """`lpgan_training` for each seed (weights, data order, latents, share randomness), then the
     mean ± sample standard deviation of the secure and plaintext FD and of their ratio. ``jobs``
     seeds run at once, each in its own (spawned) process."""
@@ -318,9 +329,10 @@ def lpgan_training_seeds(steps: int, seeds: list[int], jobs: int = 1) -> dict:
 
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            runs = list(pool.map(lpgan_training, [steps] * len(seeds), [1000] * len(seeds), seeds))
+            n = len(seeds)
+            runs = list(pool.map(lpgan_training, [steps] * n, [1000] * n, seeds, [experiment] * n))
     else:
-        runs = [lpgan_training(steps, seed=seed) for seed in seeds]
+        runs = [lpgan_training(steps, seed=seed, experiment=experiment) for seed in seeds]
 
     def stats(values):
         values = np.asarray(values, np.float64)
@@ -329,6 +341,7 @@ def lpgan_training_seeds(steps: int, seeds: list[int], jobs: int = 1) -> dict:
 
     summary = {
         "steps": steps,
+        "experiment": experiment,
         "seeds": list(seeds),
         "digits_fd_secure": stats([r["digits_fd"]["secure"] for r in runs]),
         "digits_fd_plaintext": stats([r["digits_fd"]["plaintext"] for r in runs]),
@@ -397,11 +410,13 @@ if __name__ == "__main__":
         "--seeds", default="0", help="comma-separated seeds for --train-steps (e.g. 0,1,2)"
     )
     parser.add_argument("--jobs", type=int, default=1, help="seeds trained at once (processes)")
+    parser.add_argument("--experiment", default="experiments/lpgan_digits.py")
+    parser.add_argument("--result", default="lpgan_training", help="result name for --train-steps")
     args = parser.parse_args()
     if args.train_steps:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-        training = lpgan_training_seeds(args.train_steps, seeds, args.jobs)
-        write_result("lpgan_training", training)
+        training = lpgan_training_seeds(args.train_steps, seeds, args.jobs, args.experiment)
+        write_result(args.result, training)
         print(json.dumps(training["summary"], indent=2))
     else:
         out = run(args.quick)

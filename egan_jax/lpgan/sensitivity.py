@@ -11,8 +11,9 @@ as float64 allows) already differ by more than 10%, the per-seed gap is the traj
 protocol error.
 
 Run: ``python -m egan_jax.lpgan.sensitivity --steps 300 --seeds 0,1,2 --draws 4``; with
-``--secure-owner-seeds 101,102`` also the secure training of each seed with other share randomness
-(the benchmark uses owner seed = seed).
+``--secure-owner-seeds 101,102`` also the secure training of each seed with other share randomness;
+``--secure-owner-seeds seed``: owner seed = seed, as the benchmark. ``--experiment`` picks the recipe
+(e.g. experiments/lpgan_digits_stable.py).
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ def secure_run(config: T.LpganConfig, images, network, owner_seed: int) -> dict:
 
 
 def sensitivity(
-    config: T.LpganConfig, seeds: list[int], draws: int, owner_seeds: tuple[int, ...] = ()
+    config: T.LpganConfig, seeds: list[int], draws: int, owner_seeds: tuple[int | str, ...] = ()
 ) -> dict:
+    """``owner_seeds``: share seeds of the secure runs per seed; the string "seed" means the seed."""
     from egan_jax.data import load_images
     from egan_jax.metrics import DigitsClassifier
 
@@ -121,9 +123,11 @@ def sensitivity(
             )
             print(json.dumps(runs[-1]), flush=True)
         for owner_seed in owner_seeds:
-            runs.append(secure_run(cfg, images, network, owner_seed))
+            runs.append(
+                secure_run(cfg, images, network, seed if owner_seed == "seed" else owner_seed)
+            )
             print(json.dumps(runs[-1]), flush=True)
-    return {"steps": config.steps, "runs": runs}
+    return {"steps": config.steps, "config": dataclasses.asdict(config), "runs": runs}
 
 
 def main(argv=None) -> None:
@@ -135,18 +139,28 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--draws", type=int, default=4)
     parser.add_argument(
-        "--secure-owner-seeds", default="", help="also train securely with these share seeds"
+        "--secure-owner-seeds",
+        default="",
+        help='also train securely with these share seeds ("seed": the seed, as the benchmark)',
     )
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
     config = load_experiment(args.experiment, steps=args.steps)
-    owner_seeds = tuple(int(s) for s in args.secure_owner_seeds.split(",") if s.strip())
+    owner_seeds = tuple(
+        s.strip() if s.strip() == "seed" else int(s)
+        for s in args.secure_owner_seeds.split(",")
+        if s.strip()
+    )
     result = sensitivity(config, [int(s) for s in args.seeds.split(",")], args.draws, owner_seeds)
     for seed in sorted({r["seed"] for r in result["runs"]}):
         fds = [r["fd"] for r in result["runs"] if r["seed"] == seed]
         print(
             f"seed {seed}: FD min {min(fds):.1f} max {max(fds):.1f} (max/min {max(fds) / min(fds):.2f})"
         )
+        by_variant = {r["variant"]: r["fd"] for r in result["runs"] if r["seed"] == seed}
+        for variant, fd in by_variant.items():
+            if variant.startswith("secure") and "float32" in by_variant:
+                print(f"  {variant}: FD {fd:.1f}, {fd / by_variant['float32']:.3f}× float32")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(result, fh, indent=1)
