@@ -33,6 +33,22 @@ whole photos −0.22 / −0.20 dB against the bicubic skip), so in absolute term
 26.84 / 26.83). Fine-tuning without the key (seed 0): 26.28 with D, 26.30 without, vs 27.05 from scratch (met,
 with less room than the old default's 15.82 / 15.84 vs 27.33).
 
+Session 7: `--set model.skip=bicubic_gated` removes the residual's cell mean only where the LR input
+is flat (a gate exp(−(s/0.02)²) on the 3×3 local standard deviation s; `models.srgan.flatness`). It
+is measured but not the default. Against the strongest plain model of session 6 (bicubic skip:
+31.65 / 31.36 tiles, 27.19 / 27.16 photos), correct key seeds 0 / 1:
+* tiles 31.69 / 31.59 (+0.04 / +0.23 dB; this default −0.80 / −0.42);
+* whole photos 27.18 / 27.22 (−0.01 / +0.06).
+
+Seed 0 by bicubic's tile PSNR: −0.04 dB on the 45 tiles below 30 dB, −0.06 on the 19 at 30–40,
++0.27 on the 24 flat ones. Why it is not the default:
+* The plain model with the same gate is stronger still: 31.95 tiles, 27.19 photos (seed 0), so
+  against its own baseline the key is −0.26 dB on tiles.
+* On seed 0, near-miss material 0 reaches 26.90 dB on whole photos against bicubic's 26.89, so
+  "every unauthorized input below bicubic" fails by 0.01 dB (seed 1: 26.77).
+Every other unauthorized row stays below bicubic on both seeds: tiles ≤ 31.23 / 30.91, wrapper
+deleted 14.00 / 16.07.
+
 Shrunken SRResNet (width 32, 4 blocks), 64-px HR crops (16-px LR), 300 steps: 250 pixel-MSE
 pre-training, 50 with the 1e-3 adversarial term. The MSE stays here although the plain
 `experiments/srgan_photos.py` pre-trains with L1: with the learned map, L1 cost the correct key 2.34
