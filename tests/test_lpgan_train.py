@@ -1,5 +1,6 @@
 """Secure training step and synthesis against the plaintext step on the same weights and batch."""
 
+import dataclasses
 import json
 import re
 
@@ -398,3 +399,12 @@ def test_secure_update_with_negative_momentum_matches_plaintext():
         assert np.linalg.norm(s - p) < 0.02 * np.linalg.norm(p), net
         # the old momentum dominates these updates: with +0.5 they would point the other way
         assert np.dot(s, p) > 0.9 * np.dot(p, p), net
+
+
+def test_the_digits_experiments_load_and_differ_only_in_momentum():
+    from egan_jax.lpgan.owner import load_experiment
+
+    default = load_experiment("experiments/lpgan_digits.py")
+    stable = load_experiment("experiments/lpgan_digits_stable.py")
+    assert (default.momentum, stable.momentum) == (0.5, -0.5)
+    assert dataclasses.replace(stable, momentum=0.5) == default
