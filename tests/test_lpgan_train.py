@@ -382,6 +382,7 @@ def test_secure_step_follows_the_scheduled_rate(step, d_lr_scale):
             assert err < 2e-6 + 0.05 * moved, (net, k, step, err, moved)
 
 
+@pytest.mark.slow
 def test_secure_update_with_negative_momentum_matches_plaintext():
     # m ← μ·m + g with μ < 0 (negative momentum) on shares: the public −0.5 is a ring constant
     from egan_jax.lpgan import trace
