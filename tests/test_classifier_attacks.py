@@ -158,3 +158,70 @@ def test_cli_attacks_and_evaluate_on_a_tiny_run(key_file, tmp_path, capsys):
     assert "goal plain images, random and near-miss keys" in capsys.readouterr().out
     stored = (workdir / "report" / "report.md").read_text()
     assert "key search (sampled), 10% data (16 images)" in stored
+
+
+def test_seed_study_summary_and_bootstrap_interval():
+    from egan_jax import classifier_attack_seeds as study
+
+    rows = [
+        {"from_scratch": 0.50, "finetune": 0.55, "shuffled_finetune": 0.50},
+        {"from_scratch": 0.40, "finetune": 0.44, "shuffled_finetune": 0.41},
+        {"from_scratch": 0.60, "finetune": 0.66, "shuffled_finetune": 0.58},
+    ]
+    s = study.summarize(rows, ("finetune", "shuffled_finetune"))
+    np.testing.assert_allclose(s["finetune_gain"]["mean"], 5.0)
+    np.testing.assert_allclose(s["shuffled_finetune_gain"]["mean"], -1 / 3, atol=1e-9)
+    low, high = s["finetune_gain"]["ci95"]
+    assert 3.99 <= low < 5.0 < high <= 6.01 and s["finetune_gain"]["helps"]
+    assert not s["shuffled_finetune_gain"]["helps"]  # its interval contains 0
+    assert study.interval(np.array([1.0, 2.0, 3.0])) == study.interval(np.array([1.0, 2.0, 3.0]))
+
+
+def test_shuffled_weights_keep_each_arrays_entries_but_not_their_order(key_file):
+    from egan_jax import classifier_attack_seeds as study
+
+    model = classifier.make_classifier(_config(key_file), nnx.Rngs(0), 2)
+    probe = study.shuffled(model, 3)
+    before = jax.tree.leaves(nnx.state(model, nnx.Param))
+    after = jax.tree.leaves(nnx.state(probe, nnx.Param))
+    moved = 0
+    for a, b in zip(before, after, strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_array_equal(np.sort(a.ravel()), np.sort(b.ravel()))
+        moved += int(a.size > 1 and len(np.unique(a)) > 1 and not np.array_equal(a, b))
+    assert moved > 0
+    jax.tree.map(  # the stolen model itself is untouched and the probe is deterministic
+        np.testing.assert_array_equal,
+        jax.tree.map(np.asarray, nnx.state(study.shuffled(model, 3), nnx.Param)),
+        jax.tree.map(np.asarray, nnx.state(probe, nnx.Param)),
+    )
+
+
+@pytest.mark.slow
+def test_seed_study_cli_on_a_tiny_run(key_file, tmp_path, capsys):
+    import json
+
+    from egan_jax import classifier_attack_seeds as study
+    from egan_jax.train import train_and_evaluate
+
+    config = _config(
+        key_file,
+        "model.baseline=false",
+        "train.steps=2",
+        "log.quiet=true",
+        "log.tensorboard=false",
+        "checkpoint.every=0",
+        "eval.enabled=false",
+    )
+    workdir = tmp_path / "run"
+    train_and_evaluate(config, workdir)
+    argv = ["--workdir", str(workdir), "--seeds", "2", "--steps", "2", "--fraction", "0.1"]
+    assert study.main(argv) == 0
+    stored = json.loads((workdir / "attacks" / "finetune_seeds.json").read_text())
+    assert [r["seed"] for r in stored["rows"]] == [0, 1]
+    assert set(stored["rows"][0]) == {
+        "seed", "images", "from_scratch", "finetune", "shuffled_finetune"
+    }  # fmt: skip
+    assert "finetune: mean" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="at least 2"):
+        study.seed_study(workdir, seeds=1)
