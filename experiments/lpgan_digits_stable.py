@@ -12,22 +12,13 @@ FD after 300 steps is 150–230 instead of 80–100 (README, LP-GAN section).
       --servers 127.0.0.1:7100,127.0.0.1:7101
 """
 
-from egan_jax.lpgan.model import ModelConfig
+import dataclasses
+from pathlib import Path
+
+from egan_jax.lpgan.owner import load_experiment
 from egan_jax.lpgan.train import LpganConfig
 
 
 def get_config() -> LpganConfig:
-    return LpganConfig(
-        model=ModelConfig(latent_dim=16, width=8, image_size=32, channels=1, negative_slope=0.2),
-        dataset="digits",
-        steps=300,
-        batch_size=16,
-        learning_rate=0.02,
-        momentum=-0.5,
-        loss="nonsaturating",
-        seed=0,
-        checkpoint_every=1,
-        log_every=10,
-        num_samples=64,
-        loss_scale_bits=10,
-    )
+    base = load_experiment(Path(__file__).with_name("lpgan_digits.py"))
+    return dataclasses.replace(base, momentum=-0.5)

@@ -38,6 +38,16 @@ def _config(key_file, *overrides):
     return classifier_config(key_file, TINY, *overrides)
 
 
+def _tiny_run(key_file, tmp_path, *overrides):
+    """A 2-step protected run in ``tmp_path/run`` (no baseline, no checkpoints, no logs)."""
+    from egan_jax.train import train_and_evaluate
+
+    quiet = ("log.quiet=true", "log.tensorboard=false", "checkpoint.every=0", "eval.enabled=false")
+    config = _config(key_file, "model.baseline=false", "train.steps=2", *quiet, *overrides)
+    train_and_evaluate(config, tmp_path / "run")
+    return tmp_path / "run"
+
+
 def test_key_space_sizes():
     assert attacks.key_space(("shuffle", "np"), 2, 1) == (
         384,
@@ -130,22 +140,14 @@ def test_cli_attacks_and_evaluate_on_a_tiny_run(key_file, tmp_path, capsys):
     import json
 
     from egan_jax.cli import main
-    from egan_jax.train import train_and_evaluate
 
-    config = _config(
+    workdir = _tiny_run(
         key_file,
-        "model.baseline=false",
+        tmp_path,
         "model.transform.steps=shuffle,np,ffx",
-        "train.steps=2",
-        "log.quiet=true",
-        "log.tensorboard=false",
-        "checkpoint.every=0",
-        "eval.enabled=false",
         "loss.random_keys=1",
         "loss.near_miss_keys=1",
     )
-    workdir = tmp_path / "run"
-    train_and_evaluate(config, workdir)
     assert main(["attack", "search", "--workdir", str(workdir), "--candidates", "2"]) == 0
     assert main(["attack", "prune", "--workdir", str(workdir)]) == 2  # not a classifier attack
     assert main(["evaluate", "--workdir", str(workdir)]) == 0
@@ -202,19 +204,8 @@ def test_seed_study_cli_on_a_tiny_run(key_file, tmp_path, capsys):
     import json
 
     from egan_jax import classifier_attack_seeds as study
-    from egan_jax.train import train_and_evaluate
 
-    config = _config(
-        key_file,
-        "model.baseline=false",
-        "train.steps=2",
-        "log.quiet=true",
-        "log.tensorboard=false",
-        "checkpoint.every=0",
-        "eval.enabled=false",
-    )
-    workdir = tmp_path / "run"
-    train_and_evaluate(config, workdir)
+    workdir = _tiny_run(key_file, tmp_path)
     argv = ["--workdir", str(workdir), "--seeds", "2", "--steps", "2", "--fraction", "0.1"]
     assert study.main(argv) == 0
     stored = json.loads((workdir / "attacks" / "finetune_seeds.json").read_text())
