@@ -14,8 +14,8 @@ from egan_jax import deep_lock
 from egan_jax.errors import ConfigError
 from egan_jax.models.classifier_embedding import EmbeddedClassifier
 from egan_jax.models.classifier_position_mlp import PositionMLP
-from egan_jax.transforms.block import from_blocks, to_blocks
 from egan_jax.models.classifiers import build_classifier
+from egan_jax.transforms.block import from_blocks, to_blocks
 
 
 def test_each_pixel_goes_through_its_in_block_positions_mlp_and_channels_add():
