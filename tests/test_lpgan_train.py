@@ -402,10 +402,12 @@ def test_secure_update_with_negative_momentum_matches_plaintext():
         assert np.dot(s, p) > 0.9 * np.dot(p, p), net
 
 
-def test_the_digits_experiments_load_and_differ_only_in_momentum():
+def test_the_digits_experiments_load_and_differ_only_in_momentum_and_steps():
     from egan_jax.lpgan.owner import load_experiment
 
     default = load_experiment("experiments/lpgan_digits.py")
     stable = load_experiment("experiments/lpgan_digits_stable.py")
-    assert (default.momentum, stable.momentum) == (0.5, -0.5)
-    assert dataclasses.replace(stable, momentum=0.5) == default
+    positive = load_experiment("experiments/lpgan_digits_momentum.py")
+    assert (default.momentum, default.steps) == (-0.5, 600)
+    assert dataclasses.replace(default, steps=300) == stable
+    assert dataclasses.replace(default, momentum=0.5, steps=300) == positive

@@ -13,7 +13,7 @@ protocol error.
 Run: ``python -m egan_jax.lpgan.sensitivity --steps 300 --seeds 0,1,2 --draws 4``; with
 ``--secure-owner-seeds 101,102`` also the secure training of each seed with other share randomness;
 ``--secure-owner-seeds seed``: owner seed = seed, as the benchmark. ``--experiment`` picks the recipe
-(e.g. experiments/lpgan_digits_stable.py).
+(default experiments/lpgan_digits.py, μ = −0.5; experiments/lpgan_digits_momentum.py, μ = +0.5).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ a step is a public number (both servers know the schedule and the step), so a sc
 on shares; it is encoded with enough fractional bits to keep 11 significant bits however small it
 gets, and the extra bits come off in the update's truncation (`sgd_update`). ``d_lr_scale`` runs the
 discriminator at a fraction of the generator's rate (as two-time-scale GAN training does, here slower):
-a public constant again, free on shares. A negative momentum (μ < 0, experiments/lpgan_digits_stable.py)
+a public constant again, free on shares. A negative momentum (μ < 0, experiments/lpgan_digits.py)
 damps the game's rotation: the plaintext trajectory is then no longer chaotic, so one seed's secure and
 plaintext runs end at the same Fréchet distance (README, LP-GAN).
 """
