@@ -21,6 +21,7 @@ import time
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_dcgan import use_device
 
 
 def _sr_block(w):
@@ -131,12 +132,14 @@ class ImagePool:
         return torch.cat(out)
 
 
-def srgan_step_fn(batch, width, blocks):
-    generator, discriminator = SRResNet(width, blocks), SRDiscriminator(width)
+def srgan_step_fn(batch, width, blocks, device):
+    generator = SRResNet(width, blocks).to(device)
+    discriminator = SRDiscriminator(width).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=1e-4)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=1e-4)
-    lr = torch.rand(batch, 3, 24, 24) * 2 - 1
-    hr = torch.rand(batch, 3, 96, 96) * 2 - 1
+    lr = torch.rand(batch, 3, 24, 24, device=device) * 2 - 1
+    hr = torch.rand(batch, 3, 96, 96, device=device) * 2 - 1
+    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
     bce = F.binary_cross_entropy_with_logits
 
     def step():
@@ -144,12 +147,12 @@ def srgan_step_fn(batch, width, blocks):
         with torch.no_grad():
             fake = generator(lr)
         logits = discriminator(torch.cat([hr, fake]))
-        loss_d = bce(logits[:n], torch.ones(n)) + bce(logits[n:], torch.zeros(n))
+        loss_d = bce(logits[:n], ones) + bce(logits[n:], zeros)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
         sr = generator(lr)
-        loss_g = F.mse_loss(sr, hr) + 1e-3 * bce(discriminator(sr), torch.ones(n))
+        loss_g = F.mse_loss(sr, hr) + 1e-3 * bce(discriminator(sr), ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -158,16 +161,16 @@ def srgan_step_fn(batch, width, blocks):
     return step
 
 
-def cyclegan_step_fn(batch, width, blocks, size):
-    g_ab, g_ba = resnet_generator(width, blocks), resnet_generator(width, blocks)
-    d_a, d_b = patch_discriminator(width), patch_discriminator(width)
+def cyclegan_step_fn(batch, width, blocks, size, device):
+    g_ab, g_ba = (resnet_generator(width, blocks).to(device) for _ in range(2))
+    d_a, d_b = (patch_discriminator(width).to(device) for _ in range(2))
     adam = lambda *ms: torch.optim.Adam(
         [p for m in ms for p in m.parameters()], lr=2e-4, betas=(0.5, 0.999)
     )
     opt_g, opt_d = adam(g_ab, g_ba), adam(d_a, d_b)
     pool_a, pool_b = ImagePool(50), ImagePool(50)
-    real_a = torch.rand(batch, 3, size, size) * 2 - 1
-    real_b = torch.rand(batch, 3, size, size) * 2 - 1
+    real_a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    real_b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
     mse = lambda x, t: F.mse_loss(x, torch.full_like(x, t))
 
     def step():
@@ -204,13 +207,15 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (the GPU check)")
     args = parser.parse_args()
+    device = use_device(args.device)
     torch.manual_seed(0)
     random.seed(0)
     if args.model == "srgan":
-        step = srgan_step_fn(args.batch, args.width, args.blocks)
+        step = srgan_step_fn(args.batch, args.width, args.blocks, device)
     else:
-        step = cyclegan_step_fn(args.batch, args.width, args.blocks, args.image_size)
+        step = cyclegan_step_fn(args.batch, args.width, args.blocks, args.image_size, device)
     for _ in range(args.warmup):
         step()
     best = float("inf")
@@ -218,7 +223,12 @@ def main() -> None:
         start = time.perf_counter()
         step()
         best = min(best, time.perf_counter() - start)
-    info = {"step_s": best, "torch": torch.__version__, "threads": torch.get_num_threads()}
+    info = {
+        "step_s": best,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": args.device,
+    }
     print(json.dumps(info))
 
 
