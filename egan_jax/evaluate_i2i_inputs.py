@@ -3,6 +3,7 @@ the image transform, feature transform, deep lock and input map its holder build
 
 from __future__ import annotations
 
+import numpy as np
 from flax import nnx
 
 from egan_jax.config import Config
@@ -80,3 +81,26 @@ def no_key_lock(config: Config):
     from egan_jax.families.egan_image import uses_key_inverse
 
     return None if uses_key_inverse(config) else NO_LOCK
+
+
+def colour_corrected(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """A thief's global colour correction of the wrapper-deleted outputs: the set's per-channel
+    mean moved to `reference`'s (the target domain's training images), clipped to [-1, 1].
+
+    One shift per channel for the whole set, so it changes brightness and colour cast, never an
+    image's structure; the CycleGAN report's "adapter removed, colour-corrected" row."""
+    shift = np.mean(reference, axis=(0, 1, 2)) - np.mean(images, axis=(0, 1, 2))
+    return np.clip(images + shift, -1.0, 1.0).astype(images.dtype)
+
+
+def target_training_images(config: Config) -> np.ndarray:
+    """The B (target) domain's training images in [-1, 1]: what a thief has to correct toward."""
+    from egan_jax.data import to_float
+    from egan_jax.data_paired import load_unpaired
+
+    return to_float(
+        load_unpaired(
+            config.data.name, split="train", image_size=config.data.image_size,
+            channels=config.data.channels, data_dir=config.data.data_dir,
+        )[1]
+    )  # fmt: skip

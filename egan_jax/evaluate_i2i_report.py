@@ -19,8 +19,12 @@ from egan_jax.logging_utils import image_grid
 GOAL_PSNR_DROP_DB = 0.2
 GOAL_CYCLE_RATIO = 3.0
 ADAPTER_REMOVED = "adapter removed, raw input"
+# the same outputs after a thief's global colour correction (CycleGAN; `evaluate_i2i`)
+COLOUR_CORRECTED = "adapter removed, colour-corrected"
 
-UNAUTHORIZED = ("no_key", "random_key", "near_key", "near_material", "adapter_removed")
+UNAUTHORIZED = (
+    "no_key", "random_key", "near_key", "near_material", "adapter_removed", "colour_corrected",
+)  # fmt: skip
 
 
 def summarize(family: str, rows: list[dict[str, Any]]) -> dict[str, Any]:

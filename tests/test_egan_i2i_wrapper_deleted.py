@@ -1,5 +1,6 @@
-"""`loss.wrapper_deleted` (families/egan_image_bypass.py): the bounded colour-mean term on the
-wrapper-deleted pair of the protected image families. Tiny widths."""
+"""`loss.wrapper_deleted` (families/egan_image_bypass.py): the bounded colour-mean and coarse
+grey-contrast terms on the wrapper-deleted pair of the protected image families, and the report's
+colour-corrected wrapper-deleted row (evaluate_i2i). Tiny widths."""
 
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from egan_jax.config import apply_overrides
 from egan_jax.errors import ConfigError
 from egan_jax.families import egan_image as protect
 from egan_jax.families import get_family
-from egan_jax.families.egan_image_bypass import WRAPPER_DELETED, wrapper_deleted_loss
+from egan_jax.families.egan_image_bypass import (
+    WRAPPER_DELETED,
+    coarse_grey_contrast,
+    wrapper_deleted_loss,
+)
 
 TINY = (
     "model.width=2", "model.num_blocks=1", "model.discriminator_width=2", "data.image_size=32",
@@ -61,6 +66,31 @@ def test_grey_mean_ignores_a_shift_of_the_chroma_only():
     np.testing.assert_allclose(brighter, [-0.1, -0.1], atol=1e-6)
 
 
+def test_grey_contrast_reads_pooled_grey_structure_not_colour_shifts():
+    images = jax.random.uniform(jax.random.key(0), (2, 8, 8, 3), minval=-0.5, maxval=0.5)
+    grey = jnp.mean(images, axis=-1).reshape(2, 4, 2, 4, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(coarse_grey_contrast(images)[:, 0], jnp.std(grey, axis=(1, 2)),
+                               rtol=1e-4)  # fmt: skip
+    shifted = images + jnp.array([0.3, -0.1, 0.2])  # any global colour shift: no structure term
+    on = {"structure": "grey_contrast", "margin": 0.01, "structure_margin": 10.0}
+    np.testing.assert_allclose(
+        wrapper_deleted_loss(images, shifted, statistics="grey_mean", **on), [-0.01, -0.01],
+        atol=1e-6,
+    )  # fmt: skip
+    mean = jnp.mean(images, axis=(1, 2, 3), keepdims=True)
+    flatter = mean + 0.5 * (images - mean)  # the same grey level, half the contrast
+    got = wrapper_deleted_loss(images, flatter, statistics="grey_mean", **on)
+    np.testing.assert_allclose(got, -0.5 * coarse_grey_contrast(images)[:, 0], rtol=1e-3)
+    off = wrapper_deleted_loss(images, flatter, statistics="grey_mean", margin=0.01)
+    np.testing.assert_allclose(off, [0, 0], atol=1e-6)  # "none": the colour term alone
+    capped = wrapper_deleted_loss(images, flatter, statistics="grey_mean", margin=0.01,
+                                  structure="grey_contrast", structure_margin=0.001)  # fmt: skip
+    np.testing.assert_allclose(capped, [-0.001, -0.001], atol=1e-6)
+    flat = jnp.zeros_like(images)  # a flat output: finite gradients, not NaN
+    grad = jax.grad(lambda d: jnp.sum(wrapper_deleted_loss(images, d, **on)))(flat)
+    assert np.all(np.isfinite(np.asarray(grad)))
+
+
 def test_the_pair_is_the_authorized_output_and_the_keyless_build():
     config = tiny("loss.wrapper_deleted.weight=1")
     generator = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))["generator_ab"]
@@ -95,6 +125,13 @@ def test_the_train_step_adds_the_weighted_term():
     assert -0.5 <= term < 0
     assert on["g_self_adversarial"] == pytest.approx(off["g_self_adversarial"], abs=1e-5)
     assert on["g_loss"] - off["g_loss"] == pytest.approx(2 * term, abs=1e-4)
+    both = _first_step(
+        "loss.wrapper_deleted.weight=2", "loss.wrapper_deleted.margin=0.5",
+        "loss.wrapper_deleted.structure=grey_contrast", "loss.wrapper_deleted.structure_margin=0.05",
+    )  # fmt: skip
+    structure = both["g_wrapper_deleted"] - term  # the coarse grey-contrast term alone
+    assert -0.05 <= structure < 0
+    assert both["g_loss"] - on["g_loss"] == pytest.approx(2 * structure, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -104,8 +141,57 @@ def test_the_train_step_adds_the_weighted_term():
         (("loss.wrapper_deleted.margin=0",), "wrapper_deleted.margin"),
         (("loss.wrapper_deleted.statistics=max",), "wrapper_deleted.statistics"),
         (("loss.wrapper_deleted.weight=1", "model.adapter_bypass=false"), "adapter_bypass"),
+        (("loss.wrapper_deleted.structure=edges",), "wrapper_deleted.structure"),
+        (("loss.wrapper_deleted.structure_margin=-1",), "structure_margin"),
+        (("loss.wrapper_deleted.structure_pool=3",), "divides data.image_size=32"),
+        (("loss.wrapper_deleted.structure_pool=0",), "structure_pool"),
     ],
 )
 def test_bad_settings_are_clear_errors(overrides, match):
     with pytest.raises(ConfigError, match=match):
         get_family("egan_cyclegan").build_models(tiny(*overrides), nnx.Rngs(0))
+
+
+def test_colour_correction_moves_the_mean_colour_and_keeps_the_structure():
+    from egan_jax.evaluate_i2i_inputs import colour_corrected
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.0, 0.6, (4, 8, 8, 3)).astype(np.float32)  # a bright cast
+    reference = rng.uniform(-0.5, 0.1, (6, 8, 8, 3)).astype(np.float32)
+    out = colour_corrected(images, reference)
+    np.testing.assert_allclose(out.mean(axis=(0, 1, 2)), reference.mean(axis=(0, 1, 2)), atol=1e-5)
+    np.testing.assert_allclose(out - out.mean(axis=(1, 2), keepdims=True),
+                               images - images.mean(axis=(1, 2), keepdims=True), atol=1e-5)  # fmt: skip
+    assert out.dtype == images.dtype
+    assert colour_corrected(images + 1.5, reference).max() <= 1.0  # clipped to the image range
+
+
+def test_the_report_scores_the_colour_corrected_wrapper_deleted_build(cheap_cycle_features):
+    from egan_jax import evaluate_i2i
+    from egan_jax.evaluate_i2i_inputs import colour_corrected, target_training_images
+    from egan_jax.evaluate_i2i_report import COLOUR_CORRECTED, summarize
+    from egan_jax.metrics import compute_fid
+    from egan_jax.unauthorized import UnauthorizedSpec
+
+    config = tiny()
+    models = get_family("egan_cyclegan").build_models(config, nnx.Rngs(0))
+    spec = UnauthorizedSpec(random_keys=0, near_keys=0, near_materials=0, label="eval")
+    key = protect.load_key(config)
+    rows, previews, _ = evaluate_i2i.cycle_rows(config, models, key, spec, None, None)
+    row = {r["name"]: r for r in rows}[COLOUR_CORRECTED]
+    assert row["kind"] == "colour_corrected"
+    test_a, test_b = evaluate_i2i._cycle_test(config)
+    deleted = evaluate_i2i.wrapper_deleted_fn(models["generator_ab"])(test_a)
+    corrected = colour_corrected(deleted, target_training_images(config))
+    network, _ = evaluate_i2i.feature_network(config)
+    assert row["fd_a_to_b"] == pytest.approx(compute_fid(corrected, test_b, network), rel=1e-5)
+    np.testing.assert_allclose(
+        previews[COLOUR_CORRECTED], corrected[: len(previews[COLOUR_CORRECTED])]
+    )
+    # the goal reads this row too: a corrected FD under 3x the key's fails it
+    cycle = [
+        {"name": "k", "kind": "authorized", "fd_a_to_b": 10.0},
+        {"name": "n", "kind": "no_key", "fd_a_to_b": 100.0},
+        {"name": COLOUR_CORRECTED, "kind": "colour_corrected", "fd_a_to_b": 25.0},
+    ]
+    assert summarize("egan_cyclegan", cycle)["worst_unauthorized_ratio"] == 2.5
