@@ -5,10 +5,19 @@ numpy ``uint64`` array; uint64 arithmetic wraps, which is exactly arithmetic mod
 are the two's complement (decode reads the word as int64). A secret x is split into x0 (uniform) and
 x1 = x - x0; each share alone is a uniform ring element and says nothing about x.
 
-Element-wise ring arithmetic is numpy (no dispatch cost, and no global state). The bilinear ring ops
-(matmul, conv, transposed conv, conv kernel gradient) are jitted JAX run inside
+The bilinear ring ops (matmul, conv, transposed conv, conv kernel gradient) are jitted JAX run inside
 ``jax.enable_x64(True)``, a thread-local context: the rest of the process keeps JAX's default 32-bit
-types.
+types. Element-wise ring arithmetic (add, sub, products, public scaling, truncation, the comparison's
+bit slicing) stays numpy, because jitted JAX is measurably slower at the secure DCGAN's sizes
+(32 to 65,536 elements; `python -m bench.bench_ring_ops`, bench/results/mpc_ring_ops.json, on 2
+loaded cores): numpy takes 1-120 µs per op; the jitted op with numpy in and out (shares come from and
+go to the channel as bytes) is 2-80x slower at every op and size; with its inputs already JAX arrays
+it wins (0.6-0.9x) only at 32,768-65,536 elements for truncation (party 1), fused Beaver plus
+truncation and the comparison's xor/shift, and is up to 50x slower elsewhere; the comparison's bit slicing as one jitted function is 0.9-2x numpy's time. The
+whole secure step with the truncation, public scaling and Beaver element-wise product ported ran
+1.2x slower (bit-identical outputs). A py-spy profile of the step (`python -m
+bench.profile_mpc_step`) puts the element-wise numpy and its Python glue at about 8% of the parties'
+busy time (bilinear ops ~49%, channel ~44%), so even a free port would save under a tenth of a step.
 """
 
 from __future__ import annotations

@@ -1,0 +1,336 @@
+"""Element-wise ring arithmetic on shares: numpy (what egan_jax.mpc does) vs jitted JAX (uint64, x64).
+
+The issue asks for local share arithmetic in JAX (uint64 with x64 enabled, jitted). The bilinear
+ring ops are (`ring._bilinear_jax`); this measures whether the element-wise ones should be too, at
+the sizes the secure DCGAN step works on (width 8, 32 px, batch 16: 32 logits, 2,048 to 8,192
+kernel and dense parameters, 8,192 to 65,536 activations). Per op and size, side by side in one
+process, min over interleaved repeats of a timed loop:
+
+- ``numpy_us``: the numpy expression on numpy uint64 arrays (today's code);
+- ``jax_resident_us``: the same expression jitted, inputs already JAX arrays, inside one
+  ``jax.enable_x64(True)`` context, until ``block_until_ready`` (the best case for JAX: a pipeline
+  whose shares never leave JAX);
+- ``jax_from_numpy_us``: the drop-in cost: numpy in, jitted op, numpy out (``np.asarray``), inside
+  the x64 context (shares arrive from and go to the channel as numpy bytes);
+- ``x64_context_us``: entering and leaving ``jax.enable_x64(True)`` once (thread-local, as
+  `ring._bilinear` does per call).
+
+Every JAX result is checked bit for bit against numpy. Ops: the local arithmetic of the protocols
+(add/sub/neg, products, the Beaver combination c + d·y + a·e, SecureML truncation for both parties,
+the Beaver product with its truncation fused, the compare's xor/shift step, a sum over the batch),
+and the comparison's whole bit-slicing routine fused into one jitted function. Then the whole
+secure DCGAN step (online, both parties) with ring.py's element-wise functions and the Beaver
+element-wise product swapped for jitted JAX drop-ins, against today's numpy, interleaved, with the
+step's outputs compared bit for bit.
+
+Run: ``PYTHONPATH=. .venv/bin/python -m bench.bench_ring_ops [--quick]``; writes
+bench/results/mpc_ring_ops.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from bench.common import write_result
+
+SIZES = {  # elements, and what in the secure DCGAN step has that size
+    "32": ((32,), "D logits / batch-norm statistics"),
+    "2048": ((4, 4, 8, 16), "a D conv kernel"),
+    "8192": ((16, 4, 4, 32), "G dense output / a kernel"),
+    "32768": ((16, 16, 16, 8), "G up-sampler output"),
+    "65536": ((32, 16, 16, 8), "D first conv output (real + fake)"),
+}
+_SHIFT = 16
+_MASK = 0x00AA00AA00AA00AA
+
+
+def _trunc0(x, xp):
+    return (x.view(xp.int64) >> xp.int64(_SHIFT)).view(xp.uint64)
+
+
+def _trunc1(x, xp):
+    minus = (xp.zeros_like(x) - x).view(xp.int64) >> xp.int64(_SHIFT)
+    return xp.zeros_like(x) - minus.view(xp.uint64)
+
+
+def _swap(x, xp):
+    t = (x ^ (x >> xp.uint64(7))) & xp.uint64(_MASK)
+    return x ^ t ^ (t << xp.uint64(7))
+
+
+def _sum(x, xp):
+    return xp.sum(x.reshape(x.shape[0], -1), axis=0, dtype=xp.uint64)
+
+
+OPS = {  # name: (number of inputs, fn(xp, *inputs))
+    "add": (2, lambda xp, x, y: x + y),
+    "sub": (2, lambda xp, x, y: x - y),
+    "neg": (1, lambda xp, x: xp.zeros_like(x) - x),
+    "mul": (2, lambda xp, x, y: x * y),
+    "mul_scalar": (1, lambda xp, x: x * xp.uint64(3 << 16)),
+    "truncate_party0": (1, lambda xp, x: _trunc0(x, xp)),
+    "truncate_party1": (1, lambda xp, x: _trunc1(x, xp)),
+    "beaver_combine": (5, lambda xp, c, d, y, a, e: c + d * y + a * e),
+    "beaver_combine_truncate": (5, lambda xp, c, d, y, a, e: _trunc1(c + d * y + a * e, xp)),
+    "compare_xor_shift": (1, lambda xp, x: _swap(x, xp)),
+    "sum_batch": (1, lambda xp, x: _sum(x, xp)),
+}
+
+
+def _loop_seconds(fn, budget: float = 0.02) -> float:
+    """Seconds per call: calls fn in a loop for about ``budget`` seconds."""
+    n, start = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget:
+            return elapsed / n
+
+
+def measure(name: str, shape: tuple[int, ...], repeats: int) -> dict:
+    arity, fn = OPS[name]
+    rng = np.random.default_rng(0)
+    xs = [rng.integers(0, 2**64, size=shape, dtype=np.uint64) for _ in range(arity)]
+    expected = fn(np, *xs)
+    with jax.enable_x64(True):
+        jitted = jax.jit(lambda *a: fn(jnp, *a))
+        resident = [jnp.asarray(x) for x in xs]
+        got = np.asarray(jitted(*resident))
+        if got.dtype != np.uint64 or not np.array_equal(got, expected):
+            raise AssertionError(f"{name}: jitted JAX differs from numpy")
+        times = {"numpy": [], "jax_resident": [], "jax_from_numpy": []}
+        for _ in range(repeats):
+            times["numpy"].append(_loop_seconds(lambda: fn(np, *xs)))
+            times["jax_resident"].append(
+                _loop_seconds(lambda: jitted(*resident).block_until_ready())
+            )
+            times["jax_from_numpy"].append(
+                _loop_seconds(lambda: np.asarray(jitted(*(jnp.asarray(x) for x in xs))))
+            )
+    best = {k: 1e6 * min(v) for k, v in times.items()}
+    return {
+        "numpy_us": best["numpy"],
+        "jax_resident_us": best["jax_resident"],
+        "jax_from_numpy_us": best["jax_from_numpy"],
+        "jax_resident_over_numpy": best["jax_resident"] / best["numpy"],
+        "jax_from_numpy_over_numpy": best["jax_from_numpy"] / best["numpy"],
+    }
+
+
+def x64_context_us(repeats: int) -> float:
+    def enter():
+        with jax.enable_x64(True):
+            pass
+
+    return 1e6 * min(_loop_seconds(enter) for _ in range(repeats))
+
+
+# ---- the comparison's bit slicing (compare._bit_slices), the largest element-wise routine -------
+
+
+def _bit_slices_jax(padded):
+    from egan_jax.mpc.compare import _TRANSPOSE8
+
+    groups = padded.shape[0] // 8
+    by = lax.bitcast_convert_type(padded, jnp.uint8).reshape(groups, 8, 8)
+    blocks = lax.bitcast_convert_type(by.transpose(2, 0, 1), jnp.uint64)
+    for shift, mask in _TRANSPOSE8:
+        s, m = jnp.uint64(int(shift)), jnp.uint64(int(mask))
+        t = (blocks ^ (blocks >> s)) & m
+        blocks = blocks ^ t ^ (t << s)
+    planes = lax.bitcast_convert_type(blocks, jnp.uint8).reshape(8, groups, 8)
+    rows = planes.transpose(0, 2, 1).reshape(64, groups // 8, 8)
+    return lax.bitcast_convert_type(rows, jnp.uint64)
+
+
+def measure_bit_slices(sizes: dict, repeats: int) -> dict:
+    """compare._bit_slices (numpy) vs the same routine as one jitted JAX function (numpy in, numpy
+    out, padding included in both)."""
+    from egan_jax.mpc.compare import _bit_slices
+
+    rows = {}
+    with jax.enable_x64(True):
+        jitted = jax.jit(_bit_slices_jax)
+        for label, (shape, _) in sizes.items():
+            x = np.random.default_rng(1).integers(0, 2**64, size=shape, dtype=np.uint64).ravel()
+
+            def via_jax(x=x):
+                padded = np.zeros(-(-x.size // 64) * 64, dtype="<u8")
+                padded[: x.size] = x
+                return np.array(jitted(jnp.asarray(padded)))
+
+            if not np.array_equal(via_jax(), _bit_slices(x)):
+                raise AssertionError("jitted bit slicing differs from numpy")
+            times = {"numpy": [], "jax": []}
+            for _ in range(repeats):
+                times["numpy"].append(_loop_seconds(lambda x=x: _bit_slices(x)))
+                times["jax"].append(_loop_seconds(via_jax))
+            best = {k: 1e6 * min(v) for k, v in times.items()}
+            rows[label] = {
+                "numpy_us": best["numpy"],
+                "jax_from_numpy_us": best["jax"],
+                "jax_from_numpy_over_numpy": best["jax"] / best["numpy"],
+            }
+    return rows
+
+
+# ---- the whole secure step with ring.py's element-wise functions ported to jitted JAX -----------
+
+
+@partial(jax.jit, static_argnames=("party_id", "bits"))
+def _truncate_jit(x, party_id, bits):
+    if party_id == 0:
+        return (x.view(jnp.int64) >> jnp.int64(bits)).view(jnp.uint64)
+    minus = (jnp.zeros_like(x) - x).view(jnp.int64) >> jnp.int64(bits)
+    return jnp.zeros_like(x) - minus.view(jnp.uint64)
+
+
+_mul_jit = jax.jit(lambda x, y: x * y)
+_neg_jit = jax.jit(lambda x: jnp.zeros_like(x) - x)
+_add_jit = jax.jit(lambda x, y: x + y)
+
+
+def _jax_call(fn, *args, **static):
+    with jax.enable_x64(True):
+        out = fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **static)
+        return np.array(out)  # writable numpy, as every share
+
+
+def secure_step_port(quick: bool, repeats: int) -> dict:
+    """One secure DCGAN training step (bench_mpc's set-up) with numpy element-wise ring ops vs
+    with ring.truncate / neg / mul_int / add_public and the Beaver element-wise product ported to
+    jitted JAX (numpy in and out: the channel sends numpy bytes). Interleaved; outputs compared
+    bit for bit. The inline numpy + and - of the protocols stay numpy in both variants."""
+    from bench.bench_mpc import _share_all
+    from egan_jax.lpgan import train as T
+    from egan_jax.lpgan.model import ModelConfig
+    from egan_jax.mpc import ring
+    from egan_jax.mpc.dealer import Dealer
+    from egan_jax.mpc.protocols import run_two_party
+
+    model = ModelConfig(latent_dim=8, width=4, image_size=16) if quick else ModelConfig()
+    config = T.LpganConfig(model=model, batch_size=4 if quick else 16)
+    params = T.initial_params(config)
+    rng = np.random.default_rng(0)
+    real = np.tanh(rng.normal(size=(config.batch_size, model.image_size, model.image_size, 1)))
+    z_d, z_g = T.latents(config, 0)
+    s0, s1 = T.share_state(T.encode_state(config, params), ring.Prg(5, domain=b"owner"))
+    a0, a1 = _share_all([real, z_d, z_g], 6)
+
+    def step(party, st, *xs):
+        return T.secure_train_step(party, config, st, *xs)
+
+    ported = {  # drop-in replacements (numpy in, numpy out) for ring's element-wise functions
+        "truncate": lambda x, party_id, bits=ring.FRAC_BITS: _jax_call(
+            _truncate_jit, x, party_id=party_id, bits=bits
+        ),
+        "neg": lambda x: _jax_call(_neg_jit, x),
+        "mul_int": lambda x, k: _jax_call(_mul_jit, x, ring.as_ring(k)),
+        "add_public": lambda x, c, party_id: (
+            _jax_call(_add_jit, x, ring.as_ring(c))
+            if party_id == 0
+            else _jax_call(_add_jit, x, np.zeros_like(ring.as_ring(c)))
+        ),
+    }
+    original = {name: getattr(ring, name) for name in ported}
+    original_mul = ring._BILINEAR["mul"]
+
+    def use(variant: str) -> None:
+        table = ported if variant == "jax" else original
+        for name, fn in table.items():
+            setattr(ring, name, fn)
+        ring._BILINEAR["mul"] = (
+            (lambda op, x, y: _jax_call(_mul_jit, x, y)) if variant == "jax" else original_mul
+        )
+
+    plan, outputs, seconds = None, {}, {"numpy": [], "jax": []}
+    try:
+        for variant in ("numpy", "jax"):  # warm-up: compiles, records the dealer plan
+            use(variant)
+            warm = Dealer(3)
+            outputs[variant] = run_two_party(step, (s0, *a0), (s1, *a1), dealer=warm).outputs
+            plan = list(warm.plan)
+        for _ in range(repeats):
+            for variant in ("numpy", "jax"):
+                use(variant)
+                dealer = Dealer(3)
+                dealer.precompute(plan)
+                seconds[variant].append(
+                    run_two_party(step, (s0, *a0), (s1, *a1), dealer=dealer).seconds
+                )
+    finally:
+        use("numpy")
+    leaves = [jax.tree.leaves(outputs[v]) for v in ("numpy", "jax")]
+    identical = all(
+        np.array_equal(np.asarray(p), np.asarray(q)) for p, q in zip(*leaves, strict=True)
+    )
+    return {
+        "model": {"width": model.width, "image_size": model.image_size, "batch": config.batch_size},
+        "online_s_numpy": min(seconds["numpy"]),
+        "online_s_jax_elementwise": min(seconds["jax"]),
+        "jax_over_numpy": min(seconds["jax"]) / min(seconds["numpy"]),
+        "all_seconds": seconds,
+        "outputs_bit_identical": identical,
+        "ported": sorted([*ported, "Beaver element-wise product"]),
+    }
+
+
+def run(quick: bool) -> dict:
+    repeats = 3 if quick else 7
+    sizes = {k: v for k, v in SIZES.items() if not quick or k in ("32", "8192")}
+    ops = {}
+    for name in OPS:
+        ops[name] = {}
+        for label, (shape, _) in sizes.items():
+            ops[name][label] = measure(name, shape, repeats)
+    bit_slices = measure_bit_slices(sizes, repeats)
+    step = secure_step_port(quick, 2 if quick else 3)
+    faster = {
+        name: [s for s, r in rows.items() if r["jax_from_numpy_over_numpy"] < 1]
+        for name, rows in ops.items()
+    }
+    return {
+        "quick": quick,
+        "load_average_1_5_15_end": list(os.getloadavg()),
+        "jax": jax.__version__,
+        "numpy": np.__version__,
+        "sizes": {k: {"shape": list(s), "where": w} for k, (s, w) in sizes.items()},
+        "x64_context_enter_exit_us": x64_context_us(repeats),
+        "ops": ops,
+        "bit_slices_fused": bit_slices,
+        "secure_step": step,
+        "sizes_where_jax_from_numpy_is_faster": faster,
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print("load at start", os.getloadavg())
+    result = run(args.quick)
+    write_result("mpc_ring_ops_quick" if args.quick else "mpc_ring_ops", result)
+    for name, rows in result["ops"].items():
+        print(
+            name,
+            {
+                s: (
+                    round(r["numpy_us"], 1),
+                    round(r["jax_resident_us"], 1),
+                    round(r["jax_from_numpy_us"], 1),
+                )
+                for s, r in rows.items()
+            },
+        )
+    print(json.dumps({"x64_context_us": result["x64_context_enter_exit_us"]}))
+    print(json.dumps({k: v for k, v in result["secure_step"].items() if k != "all_seconds"}))
