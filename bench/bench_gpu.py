@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -92,9 +93,11 @@ def part_transforms(repeats: int) -> dict:
     return {"benchmark": "transforms_gpu", "config": bench_transforms.CONFIG, "shapes": shapes}
 
 
-def part_dcgan(repeats: int, *, rounds: int, torch_python: str, torch_device: str) -> dict:
+def part_dcgan(
+    repeats: int, *, rounds: int, torch_python: str, torch_device: str, batches=(64, 256)
+) -> dict:
     per_batch = {}
-    for batch in (64, 256):
+    for batch in batches:
         shape = dict(batch=batch, width=64, image_size=32, channels=3)
         steps = {
             f"jax_{u}": bench_dcgan.make_jax_step(upsample=u, **shape)
@@ -126,9 +129,13 @@ def part_dcgan(repeats: int, *, rounds: int, torch_python: str, torch_device: st
     }
 
 
-def part_sr_cycle(repeats: int, *, rounds: int, torch_python: str, torch_device: str) -> dict:
+def part_sr_cycle(
+    repeats: int, *, rounds: int, torch_python: str, torch_device: str, cases=None
+) -> dict:
     summary = {}
     for name, case in bench_sr_cycle.CASES.items():
+        if cases and name not in cases:
+            continue
         step = bench_sr_cycle.make_jax_step(name)
         best = {"jax": float("inf"), "torch": float("inf")}
         args = [*case["torch"], f"--repeats={repeats}", "--warmup=5"]
@@ -155,6 +162,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--torch-python", default=sys.executable)
     parser.add_argument("--torch-device", default="cuda")
+    parser.add_argument("--sr-cases", default="srgan,cyclegan")
+    parser.add_argument("--dcgan-batches", default="64,256")
     args = parser.parse_args()
     parts = args.parts.split(",")
     unknown = sorted(set(parts) - set(PARTS))
@@ -171,10 +180,13 @@ def main() -> None:
         elif part == "transforms":
             result = part_transforms(args.repeats)
         elif part == "dcgan":
-            result = part_dcgan(args.repeats, **torch_kw)
+            batches = tuple(int(b) for b in args.dcgan_batches.split(","))
+            result = part_dcgan(args.repeats, batches=batches, **torch_kw)
         else:
-            result = part_sr_cycle(max(3, args.repeats // 4), **torch_kw)
+            cases = args.sr_cases.split(",")
+            result = part_sr_cycle(max(3, args.repeats // 4), cases=cases, **torch_kw)
         result["wall_s"] = time.perf_counter() - start
+        result["xla_flags"] = os.environ.get("XLA_FLAGS", "")
         write(args.out, part, result)
 
 
