@@ -21,7 +21,6 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import nnx
 
@@ -38,10 +37,11 @@ from egan_jax.config import (
 from egan_jax.errors import ConfigError
 from egan_jax.families import Family, Models, Optimizers, adam, learning_rate_schedule
 from egan_jax.families.classifier_config import LossConfig, ModelConfig, TransformConfig
+from egan_jax.families.classifier_keys import refuse_identity_steps, transform_config
 from egan_jax.keys import SecretKey
 from egan_jax.transforms.compose import Pipeline
 
-__all__ = ["FAMILY", "LossConfig", "ModelConfig", "TransformConfig"]
+__all__ = ["FAMILY", "LossConfig", "ModelConfig", "TransformConfig", "transform_config"]
 
 
 def default_config() -> Config:
@@ -88,17 +88,6 @@ def _check(config: Config) -> None:
         raise ConfigError(f"loss.label_smoothing={config.loss.label_smoothing} must be in [0, 1)")
 
 
-def transform_config(config: Config) -> dict:
-    """The ``Pipeline`` config of ``model.transform`` (JSON data, no key)."""
-    t = config.model.transform
-    return {
-        "block": t.block,
-        "steps": list(t.steps),
-        "channels": config.data.channels,
-        "ffx_variant": t.ffx_variant,
-    }
-
-
 def load_pipeline(config: Config, key: SecretKey | None = None) -> Pipeline | None:
     """The keyed transform of ``config`` (None when ``model.transform.steps`` is empty).
 
@@ -113,29 +102,8 @@ def load_pipeline(config: Config, key: SecretKey | None = None) -> Pipeline | No
     pipeline = Pipeline.from_config(
         transform_config(config), SecretKey.load(config.model.transform.key_file)
     )
-    _refuse_identity_steps(pipeline)
+    refuse_identity_steps(pipeline)
     return pipeline
-
-
-def _refuse_identity_steps(pipeline: Pipeline) -> None:
-    """The owner's key must change the images at every step: at block 2 with one channel an NP or
-    FFX mask has only 4 bits (empty for 1 key in 16) and a shuffle only 24 permutations."""
-    for name, material in pipeline.materials:
-        if name not in ("shuffle", "np", "ffx"):
-            continue
-        field = material.near_miss_field
-        values = np.asarray(getattr(material, field))
-        identity = (
-            np.array_equal(values, np.arange(values.size))
-            if field == "permutation"
-            else not values.any()
-        )
-        if identity:
-            raise ConfigError(
-                f"this key's {name!r} material is the identity at block {pipeline.block_size} "
-                f"(key {pipeline.fingerprint}): the step would leave every image unchanged; make "
-                "another key (egan keygen) or use a larger model.transform.block"
-            )
 
 
 def key_fingerprint(config: Config) -> str | None:
