@@ -86,6 +86,12 @@ def test_grey_contrast_reads_pooled_grey_structure_not_colour_shifts():
     capped = wrapper_deleted_loss(images, flatter, statistics="grey_mean", margin=0.01,
                                   structure="grey_contrast", structure_margin=0.001)  # fmt: skip
     np.testing.assert_allclose(capped, [-0.001, -0.001], atol=1e-6)
+    raise_ = {"statistics": "grey_mean", "margin": 0.01, "structure": "grey_contrast_raise"}
+    flatter_up = wrapper_deleted_loss(images, flatter, structure_margin=10.0, **raise_)
+    np.testing.assert_allclose(flatter_up, 0.5 * coarse_grey_contrast(images)[:, 0], rtol=1e-3)
+    sharper = mean + 3.0 * (images - mean)  # twice the contrast more: capped at the margin
+    np.testing.assert_allclose(wrapper_deleted_loss(images, sharper, structure_margin=0.01,
+                                                    **raise_), [-0.01, -0.01], atol=1e-6)  # fmt: skip
     flat = jnp.zeros_like(images)  # a flat output: finite gradients, not NaN
     grad = jax.grad(lambda d: jnp.sum(wrapper_deleted_loss(images, d, **on)))(flat)
     assert np.all(np.isfinite(np.asarray(grad)))

@@ -65,14 +65,15 @@ class WrapperDeletedConfig:
     # positions (the image's grey level: a shift that cannot hide in the chroma)
     statistics: str = "mean"
     # a second bounded term (same weight) on a statistic that no global colour shift changes:
-    # "none" (off) or "grey_contrast" (the grey image's spatial std after average pooling)
+    # "none" (off), "grey_contrast" (the grey image's spatial std after average pooling, either
+    # way) or "grey_contrast_raise" (that std pushed up only: −min(c_deleted − c_owner, margin))
     structure: str = "none"
     structure_margin: float = 0.15  # its bound, in image units
     structure_pool: int = 2  # the pooling window (2: the contrast a 16-px view of 32 px sees)
 
 
 STATISTICS = ("mean", "mean_std", "grey_mean")
-STRUCTURES = ("none", "grey_contrast")
+STRUCTURES = ("none", "grey_contrast", "grey_contrast_raise")
 
 
 def wrapper_deleted_config(config: Config) -> WrapperDeletedConfig:
@@ -150,10 +151,12 @@ def wrapper_deleted_loss(
       margin: the bound, in image units.
       statistics: "mean", "mean_std" or "grey_mean" (`colour_statistics`).
       structure: "grey_contrast" adds −min(|c(authorized) − c(deleted)|, structure_margin),
-        c = `coarse_grey_contrast` with `structure_pool`; "none" adds nothing.
+        c = `coarse_grey_contrast` with `structure_pool`; "grey_contrast_raise" adds
+        −min(c(deleted) − c(authorized), structure_margin) (positive while the deleted output
+        is flatter); "none" adds nothing.
 
     Returns:
-      [N], values in [−margin − structure_margin, 0] ([−margin, 0] without `structure`).
+      [N], ≥ −margin − structure_margin (in [−margin, 0] without `structure`).
     """
     loss = protection.self_adversarial(
         colour_statistics(authorized, statistics),
@@ -168,6 +171,11 @@ def wrapper_deleted_loss(
             divergence="l1",
             margin=structure_margin,
         )
+    elif structure == "grey_contrast_raise":  # one-sided: a flatter output earns nothing
+        rise = coarse_grey_contrast(deleted, structure_pool) - coarse_grey_contrast(
+            authorized, structure_pool
+        )
+        loss = loss - jnp.minimum(rise[:, 0], structure_margin)
     return loss
 
 
