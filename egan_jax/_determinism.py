@@ -11,6 +11,8 @@ Opt out with `EGAN_JAX_GPU_NONDETERMINISTIC=1` for speed when bit-for-bit runs a
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 
 FLAG = "--xla_gpu_deterministic_ops=true"
 OPT_OUT = "EGAN_JAX_GPU_NONDETERMINISTIC"
@@ -27,4 +29,26 @@ def request_deterministic_gpu_ops(environ=os.environ) -> bool:
     if environ.get(OPT_OUT, "") not in ("", "0"):
         return False
     environ["XLA_FLAGS"] = f"{flags} {FLAG}".strip()
+    if _gpu_backend_already_started():
+        warnings.warn(
+            "egan_jax was imported after JAX had started its GPU backend, so XLA will not see "
+            f"{FLAG} and GPU runs may not be bit-reproducible: import egan_jax before running any "
+            f"JAX code, or start Python with XLA_FLAGS={FLAG}.",
+            stacklevel=3,
+        )
     return True
+
+
+def _gpu_backend_already_started() -> bool:
+    """True if JAX is imported, its backends are up and the default one is a GPU (asks nothing of
+    JAX otherwise, so importing egan_jax never starts a backend)."""
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        if not xla_bridge.backends_are_initialized():
+            return False
+        return xla_bridge.default_backend() in ("gpu", "cuda", "rocm")
+    except (ImportError, AttributeError):  # private API moved: say nothing rather than guess
+        return False

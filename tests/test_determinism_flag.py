@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import warnings
 
+import pytest
 from conftest import subprocess_env
 
 from egan_jax._determinism import FLAG, OPT_OUT, request_deterministic_gpu_ops
@@ -40,3 +42,16 @@ def test_importing_egan_jax_sets_it_and_jax_accepts_it():
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == [FLAG, "6.0"]
+
+
+def test_a_late_import_on_a_started_gpu_backend_warns(monkeypatch):
+    from jax._src import xla_bridge
+
+    monkeypatch.setattr(xla_bridge, "backends_are_initialized", lambda: True)
+    monkeypatch.setattr(xla_bridge, "default_backend", lambda: "gpu")
+    with pytest.warns(UserWarning, match="import egan_jax before running any JAX code"):
+        assert request_deterministic_gpu_ops({})
+    monkeypatch.setattr(xla_bridge, "default_backend", lambda: "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert request_deterministic_gpu_ops({})
