@@ -154,6 +154,50 @@ def part_sr_cycle(
     return {"benchmark": "sr_cycle_step_gpu", "target_jax_over_torch": 1.2, "summary": summary}
 
 
+def torch_cuda_python() -> str | None:
+    """A Python whose torch sees a CUDA GPU: $EGAN_BENCH_TORCH_PYTHON, else this one; None if not."""
+    python = os.environ.get("EGAN_BENCH_TORCH_PYTHON", sys.executable)
+    probe = "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"
+    try:
+        ok = subprocess.run([python, "-c", probe], capture_output=True).returncode == 0
+    except OSError:
+        ok = False
+    return python if ok else None
+
+
+def run(quick: bool = False) -> dict:
+    """`make bench`'s entry: every part on a GPU (JAX-only parts without a CUDA torch); on a
+    machine without a GPU, nothing (the CPU benchmarks cover it)."""
+    if jax.default_backend() not in ("gpu", "cuda", "rocm"):
+        return {"summary": {"skipped": f"no GPU (JAX backend {jax.default_backend()!r})"}}
+    python = torch_cuda_python()
+    parts = PARTS if python else ("determinism", "transforms")
+    repeats, rounds = (5, 1) if quick else (20, 2)
+    summary = {"parts": list(parts)}
+    if python is None:
+        summary["torch"] = "no torch with CUDA: set EGAN_BENCH_TORCH_PYTHON for the PyTorch parts"
+    torch_kw = dict(rounds=rounds, torch_python=python, torch_device="cuda")
+    run_parts(parts, HERE / "results", repeats=repeats, torch_kw=torch_kw)
+    return {"summary": summary}
+
+
+def run_parts(parts, out: Path, *, repeats: int, torch_kw: dict, cases=None, batches=(64, 256)):
+    """Run each part in turn, writing its JSON (with wall time and XLA_FLAGS) as it finishes."""
+    for part in parts:
+        start = time.perf_counter()
+        if part == "determinism":
+            result = part_determinism()
+        elif part == "transforms":
+            result = part_transforms(repeats)
+        elif part == "dcgan":
+            result = part_dcgan(repeats, batches=batches, **torch_kw)
+        else:
+            result = part_sr_cycle(max(3, repeats // 4), cases=cases, **torch_kw)
+        result["wall_s"] = time.perf_counter() - start
+        result["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+        write(out, part, result)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated of {PARTS}")
@@ -173,21 +217,14 @@ def main() -> None:
     torch_kw = dict(
         rounds=args.rounds, torch_python=args.torch_python, torch_device=args.torch_device
     )
-    for part in parts:
-        start = time.perf_counter()
-        if part == "determinism":
-            result = part_determinism()
-        elif part == "transforms":
-            result = part_transforms(args.repeats)
-        elif part == "dcgan":
-            batches = tuple(int(b) for b in args.dcgan_batches.split(","))
-            result = part_dcgan(args.repeats, batches=batches, **torch_kw)
-        else:
-            cases = args.sr_cases.split(",")
-            result = part_sr_cycle(max(3, args.repeats // 4), cases=cases, **torch_kw)
-        result["wall_s"] = time.perf_counter() - start
-        result["xla_flags"] = os.environ.get("XLA_FLAGS", "")
-        write(args.out, part, result)
+    run_parts(
+        parts,
+        args.out,
+        repeats=args.repeats,
+        torch_kw=torch_kw,
+        cases=args.sr_cases.split(","),
+        batches=tuple(int(b) for b in args.dcgan_batches.split(",")),
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ BENCHMARKS = (
     "bench.bench_sr_cycle",
     "bench.bench_egan_i2i",
     "bench.bench_transforms_cnn",
+    "bench.bench_gpu",  # skipped without a GPU
 )
 
 
