@@ -6,7 +6,7 @@ the sizes the secure DCGAN step works on (width 8, 32 px, batch 16: 32 logits, 2
 kernel and dense parameters, 8,192 to 65,536 activations). Per op and size, side by side in one
 process, min over interleaved repeats of a timed loop:
 
-- ``numpy_us``: the numpy expression on numpy uint64 arrays (today's code);
+- ``numpy_us``: the numpy expression on numpy uint64 arrays (the library's code);
 - ``jax_resident_us``: the same expression jitted, inputs already JAX arrays, inside one
   ``jax.enable_x64(True)`` context, until ``block_until_ready`` (the best case for JAX: a pipeline
   whose shares never leave JAX);
@@ -18,10 +18,12 @@ process, min over interleaved repeats of a timed loop:
 Every JAX result is checked bit for bit against numpy. Ops: the local arithmetic of the protocols
 (add/sub/neg, products, the Beaver combination c + d·y + a·e, SecureML truncation for both parties,
 the Beaver product with its truncation fused, the compare's xor/shift step, a sum over the batch),
-and the comparison's whole bit-slicing routine fused into one jitted function. Then the whole
-secure DCGAN step (online, both parties) with ring.py's element-wise functions and the Beaver
-element-wise product swapped for jitted JAX drop-ins, against today's numpy, interleaved, with the
-step's outputs compared bit for bit.
+and the comparison's whole bit-slicing routine fused into one jitted function (which the library
+uses from 65,536 words on, where it measured at par or faster). Then the whole secure DCGAN step
+(online, both parties), interleaved, outputs compared bit for bit: (1) the library vs ring.py's
+element-wise functions and the Beaver element-wise product swapped for jitted JAX drop-ins
+(``secure_step``); (2) bit slicing all in numpy vs the library's JAX from 65,536 words on
+(``secure_step_bit_slicing``).
 
 Run: ``PYTHONPATH=. .venv/bin/python -m bench.bench_ring_ops [--quick]``; writes
 bench/results/mpc_ring_ops.json.
@@ -38,7 +40,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from bench.common import write_result
 
@@ -138,48 +139,42 @@ def x64_context_us(repeats: int) -> float:
 # ---- the comparison's bit slicing (compare._bit_slices), the largest element-wise routine -------
 
 
-def _bit_slices_jax(padded):
-    from egan_jax.mpc.compare import _TRANSPOSE8
-
-    groups = padded.shape[0] // 8
-    by = lax.bitcast_convert_type(padded, jnp.uint8).reshape(groups, 8, 8)
-    blocks = lax.bitcast_convert_type(by.transpose(2, 0, 1), jnp.uint64)
-    for shift, mask in _TRANSPOSE8:
-        s, m = jnp.uint64(int(shift)), jnp.uint64(int(mask))
-        t = (blocks ^ (blocks >> s)) & m
-        blocks = blocks ^ t ^ (t << s)
-    planes = lax.bitcast_convert_type(blocks, jnp.uint8).reshape(8, groups, 8)
-    rows = planes.transpose(0, 2, 1).reshape(64, groups // 8, 8)
-    return lax.bitcast_convert_type(rows, jnp.uint64)
+BIT_SLICE_WORDS = (32, 2048, 8192, 16384, 32768, 65536, 98304, 131072)  # sizes in the step
 
 
-def measure_bit_slices(sizes: dict, repeats: int) -> dict:
-    """compare._bit_slices (numpy) vs the same routine as one jitted JAX function (numpy in, numpy
-    out, padding included in both)."""
-    from egan_jax.mpc.compare import _bit_slices
+def measure_bit_slices(words: tuple[int, ...], repeats: int) -> dict:
+    """compare._bit_slices in numpy vs as one jitted JAX function (numpy in, numpy out, padding
+    included in both); compare._bit_slices picks JAX from compare.JAX_SLICING_MIN_WORDS on."""
+    from egan_jax.mpc.compare import JAX_SLICING_MIN_WORDS, _bit_slices_jax, _bit_slices_numpy
+
+    def padded(x):
+        out = np.zeros(-(-x.size // 64) * 64, dtype="<u8")
+        out[: x.size] = x
+        return out
 
     rows = {}
     with jax.enable_x64(True):
-        jitted = jax.jit(_bit_slices_jax)
-        for label, (shape, _) in sizes.items():
-            x = np.random.default_rng(1).integers(0, 2**64, size=shape, dtype=np.uint64).ravel()
+        for n in words:
+            x = np.random.default_rng(1).integers(0, 2**64, size=n, dtype=np.uint64)
+
+            def via_numpy(x=x):
+                return _bit_slices_numpy(padded(x))
 
             def via_jax(x=x):
-                padded = np.zeros(-(-x.size // 64) * 64, dtype="<u8")
-                padded[: x.size] = x
-                return np.array(jitted(jnp.asarray(padded)))
+                return np.array(_bit_slices_jax(jnp.asarray(padded(x))))
 
-            if not np.array_equal(via_jax(), _bit_slices(x)):
+            if not np.array_equal(via_jax(), via_numpy()):
                 raise AssertionError("jitted bit slicing differs from numpy")
             times = {"numpy": [], "jax": []}
             for _ in range(repeats):
-                times["numpy"].append(_loop_seconds(lambda x=x: _bit_slices(x)))
+                times["numpy"].append(_loop_seconds(via_numpy))
                 times["jax"].append(_loop_seconds(via_jax))
             best = {k: 1e6 * min(v) for k, v in times.items()}
-            rows[label] = {
+            rows[str(n)] = {
                 "numpy_us": best["numpy"],
                 "jax_from_numpy_us": best["jax"],
                 "jax_from_numpy_over_numpy": best["jax"] / best["numpy"],
+                "library_uses": "jax" if n >= JAX_SLICING_MIN_WORDS else "numpy",
             }
     return rows
 
@@ -206,11 +201,10 @@ def _jax_call(fn, *args, **static):
         return np.array(out)  # writable numpy, as every share
 
 
-def secure_step_port(quick: bool, repeats: int) -> dict:
-    """One secure DCGAN training step (bench_mpc's set-up) with numpy element-wise ring ops vs
-    with ring.truncate / neg / mul_int / add_public and the Beaver element-wise product ported to
-    jitted JAX (numpy in and out: the channel sends numpy bytes). Interleaved; outputs compared
-    bit for bit. The inline numpy + and - of the protocols stay numpy in both variants."""
+def _ab_step(quick: bool, repeats: int, use) -> dict:
+    """One secure DCGAN training step (bench_mpc's set-up: online, both parties, dealer plan
+    precomputed) under ``use("numpy")`` and ``use("jax")``, interleaved; min seconds of each, and
+    whether the two variants' outputs (the new state shares) are bit-identical."""
     from bench.bench_mpc import _share_all
     from egan_jax.lpgan import train as T
     from egan_jax.lpgan.model import ModelConfig
@@ -229,29 +223,6 @@ def secure_step_port(quick: bool, repeats: int) -> dict:
 
     def step(party, st, *xs):
         return T.secure_train_step(party, config, st, *xs)
-
-    ported = {  # drop-in replacements (numpy in, numpy out) for ring's element-wise functions
-        "truncate": lambda x, party_id, bits=ring.FRAC_BITS: _jax_call(
-            _truncate_jit, x, party_id=party_id, bits=bits
-        ),
-        "neg": lambda x: _jax_call(_neg_jit, x),
-        "mul_int": lambda x, k: _jax_call(_mul_jit, x, ring.as_ring(k)),
-        "add_public": lambda x, c, party_id: (
-            _jax_call(_add_jit, x, ring.as_ring(c))
-            if party_id == 0
-            else _jax_call(_add_jit, x, np.zeros_like(ring.as_ring(c)))
-        ),
-    }
-    original = {name: getattr(ring, name) for name in ported}
-    original_mul = ring._BILINEAR["mul"]
-
-    def use(variant: str) -> None:
-        table = ported if variant == "jax" else original
-        for name, fn in table.items():
-            setattr(ring, name, fn)
-        ring._BILINEAR["mul"] = (
-            (lambda op, x, y: _jax_call(_mul_jit, x, y)) if variant == "jax" else original_mul
-        )
 
     plan, outputs, seconds = None, {}, {"numpy": [], "jax": []}
     try:
@@ -277,12 +248,58 @@ def secure_step_port(quick: bool, repeats: int) -> dict:
     return {
         "model": {"width": model.width, "image_size": model.image_size, "batch": config.batch_size},
         "online_s_numpy": min(seconds["numpy"]),
-        "online_s_jax_elementwise": min(seconds["jax"]),
+        "online_s_jax": min(seconds["jax"]),
         "jax_over_numpy": min(seconds["jax"]) / min(seconds["numpy"]),
+        "median_jax_over_numpy": float(np.median(seconds["jax"]) / np.median(seconds["numpy"])),
         "all_seconds": seconds,
         "outputs_bit_identical": identical,
-        "ported": sorted([*ported, "Beaver element-wise product"]),
     }
+
+
+def secure_step_port(quick: bool, repeats: int) -> dict:
+    """The step with the library's numpy element-wise ring ops vs with ring.truncate / neg /
+    mul_int / add_public and the Beaver element-wise product ported to jitted JAX (numpy in and
+    out: the channel sends numpy bytes). The inline numpy + and - of the protocols stay numpy."""
+    from egan_jax.mpc import ring
+
+    ported = {  # drop-in replacements (numpy in, numpy out) for ring's element-wise functions
+        "truncate": lambda x, party_id, bits=ring.FRAC_BITS: _jax_call(
+            _truncate_jit, x, party_id=party_id, bits=bits
+        ),
+        "neg": lambda x: _jax_call(_neg_jit, x),
+        "mul_int": lambda x, k: _jax_call(_mul_jit, x, ring.as_ring(k)),
+        "add_public": lambda x, c, party_id: (
+            _jax_call(_add_jit, x, ring.as_ring(c))
+            if party_id == 0
+            else _jax_call(_add_jit, x, np.zeros_like(ring.as_ring(c)))
+        ),
+    }
+    original = {name: getattr(ring, name) for name in ported}
+    original_mul = ring._BILINEAR["mul"]
+
+    def use(variant: str) -> None:
+        table = ported if variant == "jax" else original
+        for name, fn in table.items():
+            setattr(ring, name, fn)
+        ring._BILINEAR["mul"] = (
+            (lambda op, x, y: _jax_call(_mul_jit, x, y)) if variant == "jax" else original_mul
+        )
+
+    result = _ab_step(quick, repeats, use)
+    return {**result, "ported": sorted([*ported, "Beaver element-wise product"])}
+
+
+def secure_step_bit_slicing(quick: bool, repeats: int) -> dict:
+    """The step with the comparison's bit slicing all in numpy ("numpy", as before the port) vs
+    the library (jitted JAX from compare.JAX_SLICING_MIN_WORDS words on: "jax")."""
+    from egan_jax.mpc import compare
+
+    threshold = compare.JAX_SLICING_MIN_WORDS
+
+    def use(variant: str) -> None:
+        compare.JAX_SLICING_MIN_WORDS = threshold if variant == "jax" else 2**62
+
+    return {**_ab_step(quick, repeats, use), "jax_from_words": threshold}
 
 
 def run(quick: bool) -> dict:
@@ -293,8 +310,9 @@ def run(quick: bool) -> dict:
         ops[name] = {}
         for label, (shape, _) in sizes.items():
             ops[name][label] = measure(name, shape, repeats)
-    bit_slices = measure_bit_slices(sizes, repeats)
-    step = secure_step_port(quick, 2 if quick else 3)
+    bit_slices = measure_bit_slices(BIT_SLICE_WORDS[:3] if quick else BIT_SLICE_WORDS, repeats)
+    step = secure_step_port(quick, 2 if quick else 10)
+    slicing_step = secure_step_bit_slicing(quick, 2 if quick else 10)
     faster = {
         name: [s for s, r in rows.items() if r["jax_from_numpy_over_numpy"] < 1]
         for name, rows in ops.items()
@@ -309,6 +327,7 @@ def run(quick: bool) -> dict:
         "ops": ops,
         "bit_slices_fused": bit_slices,
         "secure_step": step,
+        "secure_step_bit_slicing": slicing_step,
         "sizes_where_jax_from_numpy_is_faster": faster,
     }
 
@@ -333,4 +352,5 @@ if __name__ == "__main__":
             },
         )
     print(json.dumps({"x64_context_us": result["x64_context_enter_exit_us"]}))
-    print(json.dumps({k: v for k, v in result["secure_step"].items() if k != "all_seconds"}))
+    for key in ("secure_step", "secure_step_bit_slicing"):
+        print(key, json.dumps({k: v for k, v in result[key].items() if k != "all_seconds"}))

@@ -163,14 +163,23 @@ def test_a2b_gives_xor_shares_of_every_bit():
     assert run.cost()["rounds"] == 7
 
 
-@pytest.mark.parametrize("n", [1, 100, 4097])
-def test_bit_slicing_puts_bit_j_of_element_e_in_row_j(n):
+@pytest.mark.parametrize("n", [1, 100, 4097, compare.JAX_SLICING_MIN_WORDS + 37])
+def test_bit_slicing_puts_bit_j_of_element_e_in_row_j(n):  # the last size takes the JAX path
     v = ring.Prg(n).ring((n,))
     rows = compare._bit_slices(v)
     assert rows.shape == (64, -(-n // 64))
     bits = np.unpackbits(rows.view(np.uint8), axis=1, bitorder="little")  # [j, e]
     np.testing.assert_array_equal(bits[:, :n].T, (v[:, None] >> np.arange(64, dtype=np.uint64)) & 1)
     assert not bits[:, n:].any()  # padding elements are 0
+
+
+def test_bit_slicing_in_jax_gives_the_numpy_words():
+    padded = ring.Prg(12).ring((64 * 130,))
+    padded[-5:] = 0
+    with jax.enable_x64(True):
+        got = np.array(compare._bit_slices_jax(jnp.asarray(padded)))
+    np.testing.assert_array_equal(got, compare._bit_slices_numpy(padded))
+    assert got.dtype == np.uint64
 
 
 @pytest.mark.parametrize("width", [32, 21])

@@ -7,17 +7,19 @@ x1 = x - x0; each share alone is a uniform ring element and says nothing about x
 
 The bilinear ring ops (matmul, conv, transposed conv, conv kernel gradient) are jitted JAX run inside
 ``jax.enable_x64(True)``, a thread-local context: the rest of the process keeps JAX's default 32-bit
-types. Element-wise ring arithmetic (add, sub, products, public scaling, truncation, the comparison's
-bit slicing) stays numpy, because jitted JAX is measurably slower at the secure DCGAN's sizes
-(32 to 65,536 elements; `python -m bench.bench_ring_ops`, bench/results/mpc_ring_ops.json, on 2
-loaded cores): numpy takes 1-120 µs per op; the jitted op with numpy in and out (shares come from and
-go to the channel as bytes) is 2-80x slower at every op and size; with its inputs already JAX arrays
-it wins (0.6-0.9x) only at 32,768-65,536 elements for truncation (party 1), fused Beaver plus
-truncation and the comparison's xor/shift, and is up to 50x slower elsewhere; the comparison's bit slicing as one jitted function is 0.9-2x numpy's time. The
-whole secure step with the truncation, public scaling and Beaver element-wise product ported ran
-1.2x slower (bit-identical outputs). A py-spy profile of the step (`python -m
-bench.profile_mpc_step`) puts the element-wise numpy and its Python glue at about 8% of the parties'
-busy time (bilinear ops ~49%, channel ~44%), so even a free port would save under a tenth of a step.
+types. Element-wise ring arithmetic (add, sub, products, public scaling, truncation) stays numpy,
+because jitted JAX is measurably slower at the secure DCGAN's sizes (32 to 65,536 elements;
+`python -m bench.bench_ring_ops`, bench/results/mpc_ring_ops.json, 2 cores at load 3-10): numpy
+takes 0.5-120 µs per op; the jitted op with numpy in and out (shares come from and go to the channel
+as bytes) is 1.4-80x slower at every op and size; even with its inputs already JAX arrays it is up
+to 50x slower, and wins (0.6-0.9x, depending on the run) only for truncation and a fused Beaver
+product plus truncation at 32,768-65,536 elements. The
+whole secure step with truncation, public scaling and the Beaver element-wise product ported runs
+1.16-1.28x slower (bit-identical outputs). The comparison's bit slicing is the exception: as one
+jitted function it is at par or faster from 65,536 words on, so `compare._bit_slices` uses it there
+(see its comment). A py-spy profile of the step (`python -m bench.profile_mpc_step`) puts the
+element-wise code and its Python glue at 6-20% of the parties' busy time (bilinear ops 46-53%,
+channel 30-44%; varies with load).
 """
 
 from __future__ import annotations
