@@ -13,6 +13,7 @@ BENCHMARKS = (
     "bench.bench_dcgan",
     "bench.bench_encryip",
     "bench.bench_mpc",
+    "bench.bench_ring_ops",
     "bench.bench_classifier",
     "bench.bench_egan",
     "bench.bench_sr_cycle",
