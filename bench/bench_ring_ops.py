@@ -317,7 +317,7 @@ def run(quick: bool) -> dict:
         name: [s for s, r in rows.items() if r["jax_from_numpy_over_numpy"] < 1]
         for name, rows in ops.items()
     }
-    return {
+    result = {
         "quick": quick,
         "load_average_1_5_15_end": list(os.getloadavg()),
         "jax": jax.__version__,
@@ -330,6 +330,8 @@ def run(quick: bool) -> dict:
         "secure_step_bit_slicing": slicing_step,
         "sizes_where_jax_from_numpy_is_faster": faster,
     }
+    write_result("mpc_ring_ops_quick" if quick else "mpc_ring_ops", result)
+    return result
 
 
 if __name__ == "__main__":
@@ -338,7 +340,6 @@ if __name__ == "__main__":
     args = parser.parse_args()
     print("load at start", os.getloadavg())
     result = run(args.quick)
-    write_result("mpc_ring_ops_quick" if args.quick else "mpc_ring_ops", result)
     for name, rows in result["ops"].items():
         print(
             name,
