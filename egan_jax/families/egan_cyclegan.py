@@ -20,7 +20,8 @@ of G_ab's channels at the listed sites (down-samplers, residual branches, up-sam
 `egan_image_deep`), never stored, and `model.adapter="key_inverse"` replaces the learned input
 map by the exact inverse of the key transform (also from the key, never stored).
 `loss.wrapper_deleted` (`egan_image_bypass`) also pushes the mean colour or grey level of the
-wrapper-deleted build's output away from the keyed output's. `experiments/egan_cyclegan_grass2gravel.py` (both
+wrapper-deleted build's output away from the keyed output's, and optionally its coarse grey
+contrast (`structure`). `experiments/egan_cyclegan_grass2gravel.py` (both
 locks, exact inverse, deep lock at every site, that term) has the measured comparison; `_deep` is
 the learned map + deep lock.
 
