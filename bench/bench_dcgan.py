@@ -48,7 +48,6 @@ def make_jax_step(
         jax.random.key(1), (batch, image_size, image_size, channels), minval=-1.0, maxval=1.0
     )
 
-    @nnx.jit
     def train_step(generator, discriminator, opt_g, opt_d, real, key):
         key_d, key_g = jax.random.split(key)
         n = real.shape[0]
@@ -71,11 +70,21 @@ def make_jax_step(
         return loss_d, loss_g
 
     keys = iter(jax.random.split(jax.random.key(2), 100_000))
+    # as egan_jax.train runs a step: one jax.jit over the split state (nnx.jit would walk the
+    # module graph in Python on every call)
+    graphdef, state = nnx.split((generator, discriminator, opt_g, opt_d))
+
+    @jax.jit
+    def train_state(state, real, key):
+        modules = nnx.merge(graphdef, state)
+        losses_ = train_step(*modules, real, key)
+        return nnx.state(modules), losses_
+
+    holder = [state]
 
     def step():
-        return jax.block_until_ready(
-            train_step(generator, discriminator, opt_g, opt_d, real, next(keys))
-        )
+        holder[0], losses_ = train_state(holder[0], real, next(keys))
+        return jax.block_until_ready(losses_)
 
     return step
 
