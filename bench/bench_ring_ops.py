@@ -20,9 +20,9 @@ Every JAX result is checked bit for bit against numpy. Ops: the local arithmetic
 the Beaver product with its truncation fused, the compare's xor/shift step, a sum over the batch),
 and the comparison's whole bit-slicing routine fused into one jitted function (which the library
 uses from 65,536 words on, where it measured at par or faster). Then the whole secure DCGAN step
-(online, both parties), interleaved, outputs compared bit for bit: (1) the library vs ring.py's
-element-wise functions and the Beaver element-wise product swapped for jitted JAX drop-ins
-(``secure_step``); (2) bit slicing all in numpy vs the library's JAX from 65,536 words on
+(online, both parties), interleaved, outputs compared bit for bit: (1) the library's default
+(numpy element-wise ops) vs ``ring.set_local_backend("jax")`` (the jitted drop-ins of
+`egan_jax.mpc.elementwise`; ``secure_step``); (2) bit slicing all in numpy vs the library's JAX from 65,536 words on
 (``secure_step_bit_slicing``).
 
 Run: ``PYTHONPATH=. .venv/bin/python -m bench.bench_ring_ops [--quick]``; writes
@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import time
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -182,25 +181,6 @@ def measure_bit_slices(words: tuple[int, ...], repeats: int) -> dict:
 # ---- the whole secure step with ring.py's element-wise functions ported to jitted JAX -----------
 
 
-@partial(jax.jit, static_argnames=("party_id", "bits"))
-def _truncate_jit(x, party_id, bits):
-    if party_id == 0:
-        return (x.view(jnp.int64) >> jnp.int64(bits)).view(jnp.uint64)
-    minus = (jnp.zeros_like(x) - x).view(jnp.int64) >> jnp.int64(bits)
-    return jnp.zeros_like(x) - minus.view(jnp.uint64)
-
-
-_mul_jit = jax.jit(lambda x, y: x * y)
-_neg_jit = jax.jit(lambda x: jnp.zeros_like(x) - x)
-_add_jit = jax.jit(lambda x, y: x + y)
-
-
-def _jax_call(fn, *args, **static):
-    with jax.enable_x64(True):
-        out = fn(*(jnp.asarray(a, dtype=jnp.uint64) for a in args), **static)
-        return np.array(out)  # writable numpy, as every share
-
-
 def _ab_step(quick: bool, repeats: int, use) -> dict:
     """One secure DCGAN training step (bench_mpc's set-up: online, both parties, dealer plan
     precomputed) under ``use("numpy")`` and ``use("jax")``, interleaved; min seconds of each, and
@@ -257,36 +237,15 @@ def _ab_step(quick: bool, repeats: int, use) -> dict:
 
 
 def secure_step_port(quick: bool, repeats: int) -> dict:
-    """The step with the library's numpy element-wise ring ops vs with ring.truncate / neg /
-    mul_int / add_public and the Beaver element-wise product ported to jitted JAX (numpy in and
-    out: the channel sends numpy bytes). The inline numpy + and - of the protocols stay numpy."""
+    """The step with the library's default numpy element-wise ring ops vs with
+    ``ring.set_local_backend("jax")`` (every element-wise op of `ring` and the element-wise Beaver
+    product as the jitted drop-ins of `egan_jax.mpc.elementwise`, numpy in and out: the channel sends
+    numpy bytes). The protocols' remaining inline numpy + and - stay numpy."""
     from egan_jax.mpc import ring
 
-    ported = {  # drop-in replacements (numpy in, numpy out) for ring's element-wise functions
-        "truncate": lambda x, party_id, bits=ring.FRAC_BITS: _jax_call(
-            _truncate_jit, x, party_id=party_id, bits=bits
-        ),
-        "neg": lambda x: _jax_call(_neg_jit, x),
-        "mul_int": lambda x, k: _jax_call(_mul_jit, x, ring.as_ring(k)),
-        "add_public": lambda x, c, party_id: (
-            _jax_call(_add_jit, x, ring.as_ring(c))
-            if party_id == 0
-            else _jax_call(_add_jit, x, np.zeros_like(ring.as_ring(c)))
-        ),
-    }
-    original = {name: getattr(ring, name) for name in ported}
-    original_mul = ring._BILINEAR["mul"]
-
-    def use(variant: str) -> None:
-        table = ported if variant == "jax" else original
-        for name, fn in table.items():
-            setattr(ring, name, fn)
-        ring._BILINEAR["mul"] = (
-            (lambda op, x, y: _jax_call(_mul_jit, x, y)) if variant == "jax" else original_mul
-        )
-
-    result = _ab_step(quick, repeats, use)
-    return {**result, "ported": sorted([*ported, "Beaver element-wise product"])}
+    result = _ab_step(quick, repeats, ring.set_local_backend)
+    ported = ["add", "sub", "neg", "mul", "mul_int", "add_public", "truncate", "share/reconstruct"]
+    return {**result, "ported": sorted([*ported, "Beaver element-wise product and combination"])}
 
 
 def secure_step_bit_slicing(quick: bool, repeats: int) -> dict:

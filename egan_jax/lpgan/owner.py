@@ -72,7 +72,8 @@ def load_experiment(path: str | Path, *, steps: int | None = None) -> LpganConfi
     return config
 
 
-_SCHEDULE_FIELDS = ("steps", "checkpoint_every", "log_every", "num_samples")
+# fields that change no step's data (the schedule, logging, which code does the local arithmetic)
+_SCHEDULE_FIELDS = ("steps", "checkpoint_every", "log_every", "num_samples", "local_backend")
 
 
 class OwnerRandomness:
@@ -85,7 +86,7 @@ class OwnerRandomness:
             raw = os.urandom(32)
         else:
             raw = owner_seed if isinstance(owner_seed, bytes) else str(owner_seed).encode()
-        # the step count and logging cadence may change on resume without changing any step's data
+        # these may change on resume (or between runs) without changing any step's data
         public = {k: v for k, v in config_to_json(config).items() if k not in _SCHEDULE_FIELDS}
         digest = hashlib.sha256(json.dumps(public, sort_keys=True).encode())
         self._base = hashlib.sha256(b"owner|" + raw + b"|" + digest.digest()).digest()
@@ -324,7 +325,8 @@ def train_local(
         return state, logits, costs
 
     setup = randomness.dealer("setup")
-    result = run_two_party(run, (s0, inputs[0]), (s1, inputs[1]), dealer=setup, timeout=3600)
+    with ring.local_backend(config.local_backend):
+        result = run_two_party(run, (s0, inputs[0]), (s1, inputs[1]), dealer=setup, timeout=3600)
     (st0, lg0, c0), (st1, lg1, _) = result.outputs
     state = {k: ring.reconstruct(st0[k], st1[k]) for k in st0}
     records = []

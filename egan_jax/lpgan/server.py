@@ -27,6 +27,7 @@ import numpy as np
 from egan_jax.errors import CheckpointError, ConfigError
 from egan_jax.lpgan.model import ModelConfig
 from egan_jax.lpgan.train import LpganConfig, secure_generate, secure_train_step, state_names
+from egan_jax.mpc import ring
 from egan_jax.mpc.channel import ChannelError, Endpoint, TcpEndpoint, tcp_listener
 from egan_jax.mpc.protocols import Party
 from egan_jax.mpc.ring import Bilinear
@@ -233,6 +234,7 @@ class _Session:
             if command == "setup":
                 config = config_from_json(meta["config"])
                 names = state_names(config)
+                ring.set_local_backend(config.local_backend)  # this process is one party
                 if self.peer is not None:
                     self.peer.close()
                 self.peer = connect()

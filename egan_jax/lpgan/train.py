@@ -49,6 +49,7 @@ from egan_jax.lpgan.model import (
     secure_forward,
 )
 from egan_jax.mpc import arith, compare, nonlinear, ring
+from egan_jax.mpc.elementwise import check_backend
 from egan_jax.mpc.protocols import Party
 
 MASTER_EXTRA_BITS = 8
@@ -76,8 +77,10 @@ class LpganConfig:
     num_samples: int = 64
     frac_bits: int = ring.FRAC_BITS
     loss_scale_bits: int = 6
+    local_backend: str = "numpy"  # element-wise share arithmetic: "numpy" (faster here) or "jax"
 
     def __post_init__(self):
+        check_backend(self.local_backend)
         if self.loss not in LOSSES:
             raise ConfigError(f"loss={self.loss!r} is unknown; use one of {LOSSES}")
         if self.lr_schedule not in LR_SCHEDULES:

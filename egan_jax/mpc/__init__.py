@@ -22,6 +22,7 @@ from egan_jax.mpc.channel import (
     tcp_listener,
 )
 from egan_jax.mpc.dealer import Dealer, DealerEndpoint, ProtocolError
+from egan_jax.mpc.elementwise import get_local_backend, local_backend, set_local_backend
 from egan_jax.mpc.protocols import Party, TwoPartyRun, open_shares, run_shared, run_two_party
 from egan_jax.mpc.ring import FRAC_BITS, Bilinear, Prg, decode, encode, reconstruct, share
 
@@ -43,6 +44,8 @@ __all__ = [
     "compare",
     "decode",
     "encode",
+    "get_local_backend",
+    "local_backend",
     "local_pair",
     "nonlinear",
     "open_shares",
@@ -50,6 +53,7 @@ __all__ = [
     "ring",
     "run_shared",
     "run_two_party",
+    "set_local_backend",
     "share",
     "tcp_listener",
 ]

@@ -7,19 +7,18 @@ x1 = x - x0; each share alone is a uniform ring element and says nothing about x
 
 The bilinear ring ops (matmul, conv, transposed conv, conv kernel gradient) are jitted JAX run inside
 ``jax.enable_x64(True)``, a thread-local context: the rest of the process keeps JAX's default 32-bit
-types. Element-wise ring arithmetic (add, sub, products, public scaling, truncation) stays numpy,
-because jitted JAX is measurably slower at the secure DCGAN's sizes (32 to 65,536 elements;
-`python -m bench.bench_ring_ops`, bench/results/mpc_ring_ops.json, 2 cores at load 3-10): numpy
-takes 0.5-120 µs per op; the jitted op with numpy in and out (shares come from and go to the channel
-as bytes) is 1.4-80x slower at every op and size; even with its inputs already JAX arrays it is up
-to 50x slower, and wins (0.6-0.9x, depending on the run) only for truncation and a fused Beaver
-product plus truncation at 32,768-65,536 elements. The
-whole secure step with truncation, public scaling and the Beaver element-wise product ported runs
-1.16-1.28x slower (bit-identical outputs). The comparison's bit slicing is the exception: as one
-jitted function it is at par or faster from 65,536 words on, so `compare._bit_slices` uses it there
-(see its comment). A py-spy profile of the step (`python -m bench.profile_mpc_step`) puts the
-element-wise code and its Python glue at 6-20% of the parties' busy time (bilinear ops 46-53%,
-channel 30-44%; varies with load).
+types. Element-wise ring arithmetic (add, sub, neg, products, public scaling, truncation) runs in numpy
+by default, because jitted JAX is measurably slower at the secure DCGAN's sizes (32 to 65,536
+elements; `python -m bench.bench_ring_ops`, bench/results/mpc_ring_ops.json, 2 cores at load 3-10):
+numpy takes 0.5-120 µs per op; the jitted op with numpy in and out (shares come from and go to the
+channel as bytes) is 1.4-80x slower at every op and size; even with its inputs already JAX arrays it
+is up to 50x slower, and wins (0.6-0.9x) only for truncation and a fused Beaver product plus
+truncation at 32,768-65,536 elements. ``set_local_backend("jax")`` (or ``with local_backend("jax")``;
+`elementwise` module) runs every element-wise op here as a jitted uint64 JAX function instead,
+bit-identical; the whole secure step then runs 1.16-1.28x slower. The comparison's bit slicing is the
+exception: as one jitted function it is at par or faster from 65,536 words on, so `compare._bit_slices`
+uses it there. A py-spy profile of the step (`python -m bench.profile_mpc_step`) puts the element-wise
+code and its Python glue at 6-20% of the parties' busy time (bilinear ops 46-53%, channel 30-44%).
 """
 
 from __future__ import annotations
@@ -36,6 +35,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from jax import lax
 
 from egan_jax.errors import ConfigError, ShapeError
+from egan_jax.mpc import elementwise as _local
+from egan_jax.mpc.elementwise import (  # noqa: F401  (re-exported: ring.set_local_backend)
+    get_local_backend,
+    local_backend,
+    set_local_backend,
+)
 
 FRAC_BITS = 16
 RING_BITS = 64
@@ -117,33 +122,49 @@ def share(x: np.ndarray, prg: Prg) -> tuple[np.ndarray, np.ndarray]:
     """Split ring elements x into (x0, x1) with x0 uniform and x0 + x1 = x mod 2^64."""
     x = as_ring(x)
     x0 = prg.ring(x.shape)
-    return x0, x - x0
+    return x0, sub(x, x0)
 
 
 def reconstruct(x0: np.ndarray, x1: np.ndarray) -> np.ndarray:
-    return as_ring(x0) + as_ring(x1)
+    return add(as_ring(x0), as_ring(x1))
+
+
+# Element-wise ops: numpy, or the jitted drop-ins of `elementwise` under set_local_backend("jax")
 
 
 def add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return x + y
+    return _local.add(x, y) if _local.use_jax() else x + y
 
 
 def sub(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return x - y
+    return _local.sub(x, y) if _local.use_jax() else x - y
 
 
 def neg(x: np.ndarray) -> np.ndarray:
-    return np.zeros_like(x) - x
+    return _local.neg(x) if _local.use_jax() else np.zeros_like(x) - x
+
+
+def mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Element-wise ring product (numpy broadcasting), mod 2^64; no rescaling."""
+    return _local.mul(x, y) if _local.use_jax() else x * y
 
 
 def mul_int(x: np.ndarray, k) -> np.ndarray:
     """Share times a public integer (array or scalar), mod 2^64; no rescaling."""
-    return x * as_ring(k)
+    return mul(x, as_ring(k))
 
 
 def add_public(x: np.ndarray, c: np.ndarray, party_id: int) -> np.ndarray:
     """Add a public ring value to a shared one: only party 0 adds it."""
-    return x + as_ring(c) if party_id == 0 else x + np.zeros_like(as_ring(c))
+    return add(x, as_ring(c)) if party_id == 0 else add(x, np.zeros_like(as_ring(c)))
+
+
+def beaver_mul_combine(c, d, y, a, e) -> np.ndarray:
+    """c + d·y + a·e mod 2^64: the last step of an element-wise Beaver product (one fused JAX call
+    under the "jax" backend)."""
+    if _local.use_jax():
+        return _local.beaver_mul_combine(c, d, y, a, e)
+    return c + d * y + a * e
 
 
 def truncate(x: np.ndarray, party_id: int, bits: int = FRAC_BITS) -> np.ndarray:
@@ -156,10 +177,12 @@ def truncate(x: np.ndarray, party_id: int, bits: int = FRAC_BITS) -> np.ndarray:
     is below 2^-16 per element; for magnitudes near 1 it is about 2^-32 (Mohassel & Zhang, SecureML,
     S&P 2017, Thm. 1).
     """
+    if _local.use_jax():
+        return _local.truncate(x, party_id, bits)
     if party_id == 0:
         return (x.view(np.int64) >> np.int64(bits)).view(np.uint64)
-    minus = neg(x).view(np.int64) >> np.int64(bits)
-    return neg(minus.view(np.uint64))
+    minus = (np.zeros_like(x) - x).view(np.int64) >> np.int64(bits)
+    return np.zeros_like(x) - minus.view(np.uint64)
 
 
 # ---- bilinear ring ops: jitted JAX under x64 -------------------------------------------------
@@ -384,7 +407,7 @@ class Bilinear:
 
 
 _BILINEAR = {
-    "mul": lambda op, x, y: x * y,
+    "mul": lambda op, x, y: mul(x, y),
     "matmul": lambda op, x, y: matmul(x, y),
     "conv2d": lambda op, x, y: conv2d(x, y, stride=op.stride, padding=op.padding),
     "conv_transpose2d": lambda op, x, y: conv_transpose2d(
