@@ -235,6 +235,9 @@ class _Session:
                 config = config_from_json(meta["config"])
                 names = state_names(config)
                 ring.set_local_backend(config.local_backend)  # this process is one party
+                log(
+                    f"lpgan server {party_id}: element-wise ring arithmetic in {config.local_backend}"
+                )
                 if self.peer is not None:
                     self.peer.close()
                 self.peer = connect()
