@@ -15,8 +15,8 @@ channel as bytes) is 1.4-80x slower at every op and size; even with its inputs a
 is up to 50x slower, and wins (0.6-0.9x) only for truncation and a fused Beaver product plus
 truncation at 32,768-65,536 elements. ``set_local_backend("jax")`` (or ``with local_backend("jax")``;
 `elementwise` module) runs every element-wise op here as a jitted uint64 JAX function instead,
-bit-identical; the whole secure step (width 8, 32 px, batch 16) then runs 1.46x slower (0.57 vs 0.39 s
-online, min of 4, load 2.7; the default path's dispatch costs ~0.1 µs per op, ~2,000 ops a step).
+bit-identical; the whole secure step (width 8, 32 px, batch 16) then runs 1.29-1.46x slower (two
+runs, load 2.7-4.3; the default path's dispatch costs ~0.1 µs per op, ~2,000 ops a step).
 The comparison's bit slicing is the exception: as one jitted function it is at par or faster from
 65,536 words on, so `compare._bit_slices` uses it there. A py-spy profile of the step
 (`python -m bench.profile_mpc_step`) puts the element-wise code and its Python glue at 6-20% of the
