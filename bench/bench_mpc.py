@@ -199,8 +199,9 @@ def lpgan_layers(quick: bool, repeats: int) -> dict:
     return rows
 
 
-def lpgan_step(quick: bool, repeats: int) -> dict:
-    """One secure training step (online, dealer plan precomputed) vs the jitted plaintext step."""
+def secure_step_inputs(quick: bool) -> dict:
+    """The benchmarks' secure DCGAN step set-up: config, plaintext params and inputs, and each
+    party's arguments (state shares + input shares) for `T.secure_train_step`."""
     from egan_jax.lpgan import train as T
     from egan_jax.lpgan.model import ModelConfig
 
@@ -210,9 +211,25 @@ def lpgan_step(quick: bool, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     real = np.tanh(rng.normal(size=(config.batch_size, model.image_size, model.image_size, 1)))
     z_d, z_g = T.latents(config, 0)
-    prg = ring.Prg(5, domain=b"owner")
-    s0, s1 = T.share_state(T.encode_state(config, params), prg)
+    s0, s1 = T.share_state(T.encode_state(config, params), ring.Prg(5, domain=b"owner"))
     a0, a1 = _share_all([real, z_d, z_g], 6)
+    return {
+        "config": config,
+        "params": params,
+        "plain_inputs": (real, z_d, z_g),
+        "party_args": ((s0, *a0), (s1, *a1)),
+    }
+
+
+def lpgan_step(quick: bool, repeats: int) -> dict:
+    """One secure training step (online, dealer plan precomputed) vs the jitted plaintext step."""
+    from egan_jax.lpgan import train as T
+
+    setup = secure_step_inputs(quick)
+    config, params = setup["config"], setup["params"]
+    model = config.model
+    real, z_d, z_g = setup["plain_inputs"]
+    (s0, *a0), (s1, *a1) = setup["party_args"]
     first, warm, online, offline = _timed_two_party(
         lambda party, st, *xs: T.secure_train_step(party, config, st, *xs),
         (s0, *a0),

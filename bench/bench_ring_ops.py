@@ -185,21 +185,15 @@ def _ab_step(quick: bool, repeats: int, use) -> dict:
     """One secure DCGAN training step (bench_mpc's set-up: online, both parties, dealer plan
     precomputed) under ``use("numpy")`` and ``use("jax")``, interleaved; min seconds of each, and
     whether the two variants' outputs (the new state shares) are bit-identical."""
-    from bench.bench_mpc import _share_all
+    from bench.bench_mpc import secure_step_inputs
     from egan_jax.lpgan import train as T
-    from egan_jax.lpgan.model import ModelConfig
-    from egan_jax.mpc import ring
     from egan_jax.mpc.dealer import Dealer
     from egan_jax.mpc.protocols import run_two_party
 
-    model = ModelConfig(latent_dim=8, width=4, image_size=16) if quick else ModelConfig()
-    config = T.LpganConfig(model=model, batch_size=4 if quick else 16)
-    params = T.initial_params(config)
-    rng = np.random.default_rng(0)
-    real = np.tanh(rng.normal(size=(config.batch_size, model.image_size, model.image_size, 1)))
-    z_d, z_g = T.latents(config, 0)
-    s0, s1 = T.share_state(T.encode_state(config, params), ring.Prg(5, domain=b"owner"))
-    a0, a1 = _share_all([real, z_d, z_g], 6)
+    setup = secure_step_inputs(quick)
+    config = setup["config"]
+    model = config.model
+    (s0, *a0), (s1, *a1) = setup["party_args"]
 
     def step(party, st, *xs):
         return T.secure_train_step(party, config, st, *xs)

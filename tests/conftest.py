@@ -103,3 +103,29 @@ def classifier_config(key_file, tiny: tuple[str, ...], *overrides: str):
     return apply_overrides(
         classifier.default_config(), [*tiny, f"model.transform.key_file={key_file}", *overrides]
     )
+
+
+def lpgan_server(party: int, port: int, peer_port: int, workdir):
+    """`egan lpgan serve` as a real process (stdout and stderr in `.stdout`, text)."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "egan_jax.cli.lpgan_cmd", "serve", "--party", str(party),
+         "--port", str(port), "--peer-port", str(peer_port), "--workdir", str(workdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def stop_lpgan_servers(addresses, servers) -> None:
+    """Ask the servers to shut down; kill any that does not exit within 20 s."""
+    from egan_jax.lpgan import owner
+
+    try:
+        owner.shutdown(addresses)
+    except Exception:
+        pass
+    for server in servers:
+        try:
+            server.wait(timeout=20)
+        except Exception:
+            server.kill()

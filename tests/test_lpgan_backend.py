@@ -2,11 +2,10 @@
 with exactly the generator and losses of the default numpy run in this process."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from conftest import lpgan_server, stop_lpgan_servers
 
 EXPERIMENT = """
 from egan_jax.lpgan.model import ModelConfig
@@ -19,14 +18,6 @@ def get_config():
         steps=2, batch_size=2, log_every=1, local_backend="jax",
     )
 """
-
-
-def _server(party, port, peer_port, workdir):
-    return subprocess.Popen(
-        [sys.executable, "-m", "egan_jax.cli.lpgan_cmd", "serve", "--party", str(party),
-         "--port", str(port), "--peer-port", str(peer_port), "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
 
 
 @pytest.mark.slow  # two server processes compile the jitted ops: ~15 s on 2 loaded cores
@@ -43,21 +34,13 @@ def test_servers_on_the_jax_backend_train_bit_identical_to_numpy(tmp_path):
     assert config.local_backend == "jax"
     ports = [free_port(), free_port(), free_port()]
     addresses = [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1])]
-    servers = [_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
+    servers = [lpgan_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
     try:
         result = owner.train(
             config, tmp_path / "owner", addresses, owner_seed=3, log=lambda m: None
         )
     finally:
-        try:
-            owner.shutdown(addresses)
-        except Exception:
-            pass
-        for s in servers:
-            try:
-                s.wait(timeout=20)
-            except Exception:
-                s.kill()
+        stop_lpgan_servers(addresses, servers)
     for p, s in enumerate(servers):
         out = s.stdout.read()
         assert f"server {p}: element-wise ring arithmetic in jax" in out, out

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import lpgan_server, stop_lpgan_servers
 
 from egan_jax.errors import ConfigError
 from egan_jax.lpgan import train as T
@@ -139,17 +140,6 @@ def get_config():
 """
 
 
-def _server(party, port, peer_port, workdir):
-    import subprocess
-    import sys
-
-    return subprocess.Popen(
-        [sys.executable, "-m", "egan_jax.cli.lpgan_cmd", "serve", "--party", str(party),
-         "--port", str(port), "--peer-port", str(peer_port), "--workdir", str(workdir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-
-
 @pytest.mark.slow
 def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
     import socket
@@ -162,7 +152,7 @@ def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
     config = owner.load_experiment(experiment)
     ports = [free_port(), free_port(), free_port()]
     addresses = [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1])]
-    servers = [_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
+    servers = [lpgan_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
     try:
         result = owner.train(config, tmp_path / "owner", addresses, log=lambda m: None)
         assert result["step"] == 2
@@ -185,7 +175,7 @@ def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
 
         servers[1].kill()  # a server dies; it restarts from its share checkpoint
         servers[1].wait()
-        servers[1] = _server(1, ports[1], ports[2], tmp_path / "s1")
+        servers[1] = lpgan_server(1, ports[1], ports[2], tmp_path / "s1")
         config3 = owner.load_experiment(experiment, steps=3)
         logs = []
         result = owner.train(config3, tmp_path / "owner", addresses, log=logs.append)
@@ -195,15 +185,7 @@ def test_two_server_processes_train_resume_after_a_kill_and_sample(tmp_path):
         assert images.shape == (4, 16, 16, 1) and np.all(np.abs(images) <= 1.0 + 1e-3)
         assert np.std(images) > 1e-3
     finally:
-        try:
-            owner.shutdown(addresses)
-        except Exception:
-            pass
-        for s in servers:
-            try:
-                s.wait(timeout=20)
-            except Exception:
-                s.kill()
+        stop_lpgan_servers(addresses, servers)
     out = servers[0].stdout.read()
     assert "malformed frame" in out, out
 
@@ -248,7 +230,7 @@ def test_a_server_killed_mid_step_resumes_and_finishes_bit_identical(tmp_path, m
     config = owner.load_experiment(experiment, steps=3)
     ports = [free_port(), free_port(), free_port()]
     addresses = [("127.0.0.1", ports[0]), ("127.0.0.1", ports[1])]
-    servers = [_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
+    servers = [lpgan_server(p, ports[p], ports[2], tmp_path / f"s{p}") for p in (0, 1)]
     handed: dict[str, list] = {}  # dealer items per try of "step 1": (key, digest of both halves)
     kill_at = 40  # dealer requests into step 2 (of ~500 per step)
 
@@ -276,19 +258,11 @@ def test_a_server_killed_mid_step_resumes_and_finishes_bit_identical(tmp_path, m
         with pytest.raises(ChannelError):
             owner.train(config, tmp_path / "owner", addresses, owner_seed=7, log=lambda m: None)
         assert servers[0].poll() is None  # S0 survives the peer's death and keeps serving
-        servers[1] = _server(1, ports[1], ports[2], tmp_path / "s1")
+        servers[1] = lpgan_server(1, ports[1], ports[2], tmp_path / "s1")
         logs = []
         result = owner.train(config, tmp_path / "owner", addresses, owner_seed=7, log=logs.append)
     finally:
-        try:
-            owner.shutdown(addresses)
-        except Exception:
-            pass
-        for s in servers:
-            try:
-                s.wait(timeout=20)
-            except Exception:
-                s.kill()
+        stop_lpgan_servers(addresses, servers)
     assert result["step"] == 3 and any("resumed" in m and "step 1" in m for m in logs), logs
 
     # the same run without the kill, both servers in this process, same owner seed
