@@ -1,9 +1,10 @@
 """Bit-for-bit reproducible GPU runs: XLA's deterministic-ops flag, set before JAX starts a backend.
 
-Measured on an H100 (bench/results/gpu_determinism*.json, `python -m bench.bench_gpu --parts
-determinism`): without the flag, three 30-step trainings of the digits DCGAN with the same seed
-ended with three different parameter sets (XLA:GPU's autotuning and atomic reductions are not
-deterministic, and a GAN amplifies the difference). XLA reads `XLA_FLAGS` once, when the first
+Measured with `python -m bench.bench_gpu --parts determinism`: without the flag, on an H100, three
+30-step trainings of the digits DCGAN with the same seed ended with three different parameter sets
+(bench/results/gpu_h100_determinism.json; XLA:GPU's autotuning and atomic reductions are its
+documented sources of nondeterminism, and a GAN amplifies any difference); with it, on an H200, two
+straight runs and one resumed ended bit-identical (gpu_h200_deterministic_determinism.json). XLA reads `XLA_FLAGS` once, when the first
 backend starts, so `import egan_jax` adds the flag to `XLA_FLAGS` (the CPU backend ignores it).
 Opt out with `EGAN_JAX_GPU_NONDETERMINISTIC=1` for speed when bit-for-bit runs are not needed.
 """
