@@ -11,9 +11,7 @@ bench/results/dcgan_step.json. Run: `.venv/bin/python -m bench.bench_dcgan [--qu
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from bench.common import quick_flag, write_result
+from bench.common import quick_flag, run_json, write_result
 from egan_jax import losses
 from egan_jax.models import Discriminator, Generator
 
@@ -127,8 +125,7 @@ def run_torch(
         "--warmup",
         str(warmup),
     ]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(command)
 
 
 def run(

@@ -33,16 +33,14 @@ from pathlib import Path
 import jax
 
 from bench import bench_dcgan, bench_sr_cycle, bench_transforms
-from bench.common import machine_info, time_min
+from bench.common import machine_info, run_json, time_min
 
 HERE = Path(__file__).resolve().parent
 PARTS = ("determinism", "transforms", "dcgan", "sr_cycle")
 
 
 def torch_json(script: str, args: list[str], *, python: str, device: str) -> dict:
-    command = [python, str(HERE / script), *args, "--device", device]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json([python, str(HERE / script), *args, "--device", device])
 
 
 def write(out: Path, name: str, result: dict) -> None:

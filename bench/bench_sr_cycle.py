@@ -13,16 +13,14 @@ Run: `.venv/bin/python -m bench.bench_sr_cycle [--quick]`.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from pathlib import Path
 
 import jax
 import numpy as np
 from flax import nnx
 
-from bench.common import quick_flag, time_min, write_result
+from bench.common import quick_flag, run_json, time_min, write_result
 from egan_jax.config import apply_overrides
 
 TORCH_PYTHON = Path(__file__).resolve().parent / ".venv-torch" / "bin" / "python"
@@ -112,8 +110,7 @@ def run_torch(name: str, *, repeats: int, warmup: int) -> dict:
         raise RuntimeError(f"PyTorch venv missing: {SETUP}")
     command = [str(TORCH_PYTHON), str(TORCH_SCRIPT), *CASES[name]["torch"]]
     command += ["--repeats", str(repeats), "--warmup", str(warmup)]
-    out = subprocess.run(command, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_json(command)
 
 
 def run(quick: bool = False) -> dict:

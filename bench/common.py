@@ -25,6 +25,14 @@ def time_min(fn: Callable[[], object], *, repeats: int = 7, warmup: int = 2) -> 
     return best
 
 
+def run_json(command: list[str]) -> dict:
+    """Run a benchmark subprocess (the PyTorch side) and parse the JSON object on its last line."""
+    import subprocess
+
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def machine_info() -> dict:
     import jax
     import numpy as np
